@@ -1,0 +1,34 @@
+"""notebench in the kernel: hardware profile, settings, and the client of the server.
+
+Importing ``notebench`` is cheap: torch and the widget libraries are imported only
+when a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
+    "hardware_profile": "notebench.hardware",
+    "recommended_settings": "notebench.hardware",
+    "Client": "notebench.client",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'notebench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,149 @@
+"""The notebench server extension: configuration, wiring, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Bool, Enum, Float, Int, Unicode
+
+from .events.bus import EventBus
+from .events.sse import MultiplexStreamHandler
+from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
+from .hardware.handlers import hardware_routes
+from .hardware.service import HARDWARE_TOPIC, HardwareService
+from .logs import LOGGER_NAME, LOGS_TOPIC, LogStore, StoreLogHandler
+from .services import Services
+from .store import Store
+from .workspace import Workspace
+
+API_PREFIX = "notebench/api/"
+ENV_URL = "NOTEBENCH_SERVER_URL"
+ENV_TOKEN = "NOTEBENCH_SERVER_TOKEN"
+ENV_WORKSPACE = "NOTEBENCH_WORKSPACE"
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+class NotebenchApp(ExtensionApp):
+    """A training workbench inside Jupyter."""
+
+    name = "notebench"
+    load_other_extensions = True
+
+    workspace_dir = Unicode(
+        "",
+        help="The workspace folder (asset roots, jobs, store). Default: <root_dir>/notebench.",
+    ).tag(config=True)
+    sqlite_journal_mode = Enum(
+        ["auto", "wal", "delete", "truncate"],
+        "auto",
+        help="SQLite journal mode; 'auto' uses WAL except on network filesystems.",
+    ).tag(config=True)
+    sse_heartbeat_interval = Float(15.0, help="Seconds between SSE heartbeat comments.").tag(
+        config=True
+    )
+    sse_retry_ms = Int(3000, help="The reconnect delay SSE clients are told (retry:).").tag(
+        config=True
+    )
+    sse_max_backlog_bytes = Int(
+        4 * 1024 * 1024,
+        help="Bytes an SSE client may leave unread before it is dropped.",
+    ).tag(config=True)
+    event_log_keep = Int(
+        200_000, help="Replayable events kept in the event log (older ids get 'reset')."
+    ).tag(config=True)
+    log_keep_records = Int(100_000, help="Log records kept in the log store.").tag(config=True)
+    torch_probe_timeout = Float(180.0, help="Seconds the torch probe subprocess may take.").tag(
+        config=True
+    )
+    benchmark_nice = Int(10, help="Niceness of the hardware benchmark worker.").tag(config=True)
+    benchmark_disk_mb = Int(256, help="File size of the disk benchmark, MiB.").tag(config=True)
+    benchmark_quick = Bool(False, help="Run a short hardware benchmark (tests).").tag(config=True)
+    test_hooks = Bool(
+        False, help="Serve the routes tests and benchmarks drive (never in production)."
+    ).tag(config=True)
+
+    services: Services | None = None
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def workspace_path(self) -> Path:
+        if self.workspace_dir:
+            return Path(self.workspace_dir).expanduser().resolve()
+        assert self.serverapp is not None
+        return Path(self.serverapp.root_dir).expanduser().resolve() / "notebench"
+
+    def initialize_settings(self) -> None:
+        workspace = Workspace(self.workspace_path())
+        workspace.prepare(journal_mode=self.sqlite_journal_mode)
+        store = Store(workspace.store_path, read_only=workspace.read_only,
+                      journal_mode=workspace.journal_mode)
+        store.open()
+        workspace.journal_mode = store.journal_mode
+        bus = EventBus(store, keep_events=self.event_log_keep,
+                       heartbeat_interval=self.sse_heartbeat_interval)
+        bus.topics.add(LOGS_TOPIC)
+        bus.topics.add(HARDWARE_TOPIC)
+        logs = LogStore(store, bus, keep_records=self.log_keep_records)
+        hardware = HardwareService(
+            workspace, store, bus, probe_timeout=self.torch_probe_timeout,
+            benchmark_nice=self.benchmark_nice, benchmark_disk_mb=self.benchmark_disk_mb,
+            benchmark_quick=self.benchmark_quick,
+        )
+        self.services = Services(self, workspace, store, bus, logs, hardware)
+        self._log_handler = StoreLogHandler(logs)
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self._log_handler)
+        self.settings["notebench_services"] = self.services
+
+    def initialize_handlers(self) -> None:
+        routes: list[tuple[str, type]] = [
+            (r"info", InfoHandler),
+            (r"openapi\.json", OpenAPIHandler),
+            (r"stream", MultiplexStreamHandler),
+            *hardware_routes(),
+        ]
+        if self.test_hooks:
+            from .testing import test_routes
+
+            routes.extend(test_routes())
+        self.handlers.extend((API_PREFIX + pattern, handler) for pattern, handler in routes)
+        self.handlers.append((API_PREFIX + r"(.*)", NotFoundHandler))
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        services = self.services
+        assert services is not None
+        await services.bus.start()
+        workspace = services.workspace
+        url = url_path_join(serverapp.connection_url, "")
+        os.environ[ENV_URL] = url
+        os.environ[ENV_TOKEN] = serverapp.identity_provider.token or ""
+        os.environ[ENV_WORKSPACE] = str(workspace.path)
+        if workspace.read_only:
+            log.warning("notebench: %s", workspace.read_only_reason())
+            return
+        workspace.record_owner(url)
+        written = await asyncio.to_thread(workspace.seed)
+        log.info("notebench started: workspace %s (%d files seeded)", workspace.path,
+                 len(written))
+
+    def current_activity(self) -> list[dict[str, Any]] | None:
+        return None
+
+    async def stop_extension(self) -> None:
+        services = self.services
+        if services is None:
+            return
+        await services.hardware.stop()
+        services.bus.stop()
+        logging.getLogger(LOGGER_NAME).removeHandler(self._log_handler)
+        await asyncio.to_thread(services.store.close)
+        services.workspace.release()
+        self.services = None

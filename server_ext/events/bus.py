@@ -1,0 +1,298 @@
+"""The event bus: topics, one durable event log, delivery to subscribers.
+
+Replayable events are appended to the store's ``events`` table by the writer thread,
+which assigns ids from one global sequence; they are delivered to subscribers only
+after their commit, so an id a client has seen is always replayable. Ephemeral events
+(system samples) carry no id and are delivered at once. Every event is encoded into
+its SSE frame exactly once, whatever the number of subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from tornado.ioloop import PeriodicCallback
+
+from ..store import Store, get_meta, set_meta
+
+log = logging.getLogger("notebench.events")
+
+HEARTBEAT_FRAME = b": keepalive\n\n"
+_REPLAY_PAGE = 5000
+
+
+@dataclass(slots=True)
+class Event:
+    """One event, with its SSE frame encoded once."""
+
+    topic: str
+    type: str
+    data: Any
+    ts: float
+    id: int | None = None
+    frame: bytes = b""
+
+
+def encode_payload(event_id: int | None, topic: str, type_: str, ts: float, data: Any) -> bytes:
+    """The JSON body of an event as clients receive it in ``data:``."""
+    return orjson.dumps({"id": event_id, "topic": topic, "type": type_, "ts": ts, "data": data})
+
+
+def sse_frame(event_id: int | None, type_: str, payload: bytes) -> bytes:
+    """One SSE frame; id-less frames leave the client's last event id alone."""
+    head = b"id: %d\n" % event_id if event_id is not None else b""
+    return head + b"event: " + type_.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+class Subscriber(Protocol):
+    """What the bus needs of a live stream."""
+
+    topics: frozenset[str]
+
+    def push(self, events: list[Event]) -> None: ...
+
+    def push_raw(self, frame: bytes) -> None: ...
+
+
+@dataclass
+class ReplayResult:
+    """Events missed since an id, or a reset when they are no longer kept."""
+
+    events: list[Event] = field(default_factory=list)
+    reset: Event | None = None
+
+
+class TopicRegistry:
+    """Known topic names and patterns (``job:<id>`` and the like)."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+        self._patterns: list[re.Pattern[str]] = []
+
+    def add(self, name: str) -> None:
+        self._names.add(name)
+
+    def add_pattern(self, pattern: str) -> None:
+        self._patterns.append(re.compile(pattern))
+
+    def known(self, topic: str) -> bool:
+        return topic in self._names or any(p.fullmatch(topic) for p in self._patterns)
+
+    def names(self) -> list[str]:
+        return sorted(self._names)
+
+
+class EventBus:
+    """Publishes events on topics to subscribers, through the durable event log."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        keep_events: int = 200_000,
+        heartbeat_interval: float = 15.0,
+    ) -> None:
+        self.store = store
+        self.keep_events = keep_events
+        self.heartbeat_interval = heartbeat_interval
+        self.topics = TopicRegistry()
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: list[Event] = []
+        self._outbox_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._heartbeat: PeriodicCallback | None = None
+        # writer-thread state (the sequence is read from the store on first append)
+        self._next_id: int | None = None
+        self.pruned_through = 0
+        # counters (read by stats)
+        self.published = 0
+        self.delivered_frames = 0
+        self.dropped_clients = 0
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the sequence position from the store and start heartbeats."""
+        self._loop = asyncio.get_running_loop()
+        if self.store is not None:
+            _, self.pruned_through = await self.store.read(_sequence_position)
+        self._heartbeat = PeriodicCallback(self._send_heartbeat, self.heartbeat_interval * 1000)
+        self._heartbeat.start()
+
+    def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    @property
+    def durable(self) -> bool:
+        return self.store is not None and not self.store.read_only
+
+    @property
+    def last_id(self) -> int:
+        return (self._next_id or 1) - 1
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(self, topic: str, type_: str, data: Any, *, replay: bool = True) -> None:
+        """Publish an event; thread-safe. Replayable events get a durable id first."""
+        self.published += 1
+        ts = time.time()
+        if replay and self.durable:
+            assert self.store is not None
+            self.store.write_nowait(
+                lambda conn: self._append(conn, topic, type_, ts, data), self._queue_delivery
+            )
+            return
+        payload = encode_payload(None, topic, type_, ts, data)
+        self._queue_delivery(Event(topic, type_, data, ts, None, sse_frame(None, type_, payload)))
+
+    def _append(self, conn: sqlite3.Connection, topic: str, type_: str, ts: float,
+                data: Any) -> Event:
+        """Writer thread: assign the next id, store the event, encode its frame."""
+        if self._next_id is None:
+            last_id, self.pruned_through = _sequence_position(conn)
+            self._next_id = last_id + 1
+        event_id = self._next_id
+        payload = encode_payload(event_id, topic, type_, ts, data)
+        conn.execute(
+            "INSERT INTO events (id, topic, type, ts, data) VALUES (?, ?, ?, ?, ?)",
+            (event_id, topic, type_, ts, payload),
+        )
+        self._next_id = event_id + 1
+        if event_id - self.pruned_through > self.keep_events * 1.1 + 100:
+            self._prune(conn, event_id - self.keep_events)
+        return Event(topic, type_, data, ts, event_id, sse_frame(event_id, type_, payload))
+
+    def _prune(self, conn: sqlite3.Connection, through: int) -> None:
+        conn.execute("DELETE FROM events WHERE id <= ?", (through,))
+        set_meta(conn, "events_pruned_through", str(through))
+        self.pruned_through = through
+
+    def _queue_delivery(self, event: Event) -> None:
+        """Hand an event to the loop; many events from one commit travel together."""
+        loop = self._loop
+        if loop is None:
+            return
+        with self._outbox_lock:
+            self._outbox.append(event)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _drain(self) -> None:
+        with self._outbox_lock:
+            events, self._outbox = self._outbox, []
+            self._drain_scheduled = False
+        self.deliver(events)
+
+    def deliver(self, events: Iterable[Event]) -> None:
+        """Loop: give each subscriber, in one call, the events of its topics."""
+        per_sub: dict[Subscriber, list[Event]] = {}
+        for event in events:
+            for sub in self._subs.get(event.topic, ()):
+                batch = per_sub.get(sub)
+                if batch is None:
+                    per_sub[sub] = [event]
+                else:
+                    batch.append(event)
+        for sub, batch in per_sub.items():
+            self.delivered_frames += len(batch)
+            sub.push(batch)
+
+    # -- subscribers -------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscriber) -> None:
+        for topic in sub.topics:
+            self._subs.setdefault(topic, set()).add(sub)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        for topic in sub.topics:
+            subs = self._subs.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[topic]
+
+    def subscribers(self) -> set[Subscriber]:
+        """Every distinct live subscriber."""
+        return {sub for subs in self._subs.values() for sub in subs}
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is not None:
+            return len(self._subs.get(topic, ()))
+        return len(self.subscribers())
+
+    def _send_heartbeat(self) -> None:
+        for sub in self.subscribers():
+            sub.push_raw(HEARTBEAT_FRAME)
+
+    # -- replay -------------------------------------------------------------------------
+
+    async def replay(self, topics: Iterable[str], after_id: int) -> ReplayResult:
+        """Events of ``topics`` with id > ``after_id``, or a reset if some are gone."""
+        topic_list = sorted(set(topics))
+        if self.store is None:
+            return ReplayResult(reset=self._reset_event(after_id, "no event log"))
+        last_id, pruned = await self.store.read(_sequence_position)
+        if after_id > last_id:
+            return ReplayResult(reset=self._reset_event(after_id, "unknown event id", last_id))
+        events: list[Event] = []
+        cursor = after_id
+        while True:
+            page = await self.store.read(
+                lambda conn, c=cursor: _read_events(conn, topic_list, c, _REPLAY_PAGE)
+            )
+            events.extend(page)
+            if len(page) < _REPLAY_PAGE:
+                break
+            cursor = page[-1].id or cursor
+        # checked after reading: a prune racing the read must not leave a silent gap
+        pruned = max(pruned, self.pruned_through)
+        if after_id < pruned:
+            return ReplayResult(reset=self._reset_event(after_id, "event id older than the kept log",
+                                                        last_id))
+        return ReplayResult(events=events)
+
+    def _reset_event(self, after_id: int, reason: str, last_id: int | None = None) -> Event:
+        last = self.last_id if last_id is None else last_id
+        data = {"reason": reason, "last_event_id": after_id, "oldest_kept_id": self.pruned_through + 1,
+                "current_id": last}
+        payload = encode_payload(last, "", "reset", time.time(), data)
+        return Event("", "reset", data, time.time(), last, sse_frame(last, "reset", payload))
+
+
+def _sequence_position(conn: sqlite3.Connection) -> tuple[int, int]:
+    row = conn.execute("SELECT MAX(id) FROM events").fetchone()
+    pruned = get_meta(conn, "events_pruned_through")
+    pruned_through = int(pruned) if pruned else 0
+    return max(row[0] or 0, pruned_through), pruned_through
+
+
+def _read_events(conn: sqlite3.Connection, topics: list[str], after_id: int,
+                 limit: int) -> list[Event]:
+    marks = ",".join("?" * len(topics))
+    rows = conn.execute(
+        f"SELECT id, topic, type, ts, data FROM events WHERE id > ? AND topic IN ({marks}) "
+        "ORDER BY id LIMIT ?",
+        (after_id, *topics, limit),
+    ).fetchall()
+    return [
+        Event(r["topic"], r["type"], None, r["ts"], r["id"],
+              sse_frame(r["id"], r["type"], bytes(r["data"])))
+        for r in rows
+    ]

@@ -1,0 +1,123 @@
+"""The base handler every notebench route uses, and the routes of the core."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from .errors import ApiError, bad_request, status_code_name
+
+if TYPE_CHECKING:
+    from .services import Services
+
+_ACTIONS = {"GET": "read", "HEAD": "read", "OPTIONS": "read"}
+
+
+class NotebenchHandler(APIHandler):
+    """Authenticated, authorized, JSON in and out, errors in one shape.
+
+    Authentication and authorization happen in ``prepare()`` for every method of every
+    route, so no handler can forget them (streaming uploads need them there anyway:
+    Tornado reads a streamed body before calling the method).
+    """
+
+    #: the area of the auth resource, ``notebench:<area>``
+    auth_area: str = "core"
+    #: methods that run code: they also need ``execute`` on ``kernels``
+    execute_methods: frozenset[str] = frozenset()
+
+    @property
+    def auth_resource(self) -> str:
+        return f"notebench:{self.auth_area}"
+
+    @property
+    def services(self) -> Services:
+        return self.settings["notebench_services"]
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        user = self.current_user
+        if user is None:
+            raise ApiError(403, "forbidden", "authentication required")
+        method = self.request.method or "GET"
+        action = _ACTIONS.get(method, "write")
+        if not self.authorizer.is_authorized(self, user, action, self.auth_resource):
+            raise ApiError(403, "forbidden", f"not allowed to {action} {self.auth_resource}")
+        if method in self.execute_methods and not self.authorizer.is_authorized(
+            self, user, "execute", "kernels"
+        ):
+            raise ApiError(403, "forbidden", "running code needs execute permission on kernels")
+
+    # -- output ------------------------------------------------------------------------
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            body = exc.body()
+        elif isinstance(exc, web.HTTPError):
+            message = exc.reason or status_code_name(status_code)
+            if exc.log_message:
+                message = exc.log_message % exc.args if exc.args else exc.log_message
+            body = {"error": {"code": status_code_name(status_code), "message": message}}
+        else:
+            body = {"error": {"code": "internal_error", "message": "internal server error"}}
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            self.log.debug("%s %s -> %s %s", self.request.method, self.request.path,
+                           value.status, value.code)
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- input -------------------------------------------------------------------------
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object (400 otherwise); empty body is ``{}``."""
+        if not self.request.body:
+            return {}
+        try:
+            body = orjson.loads(self.request.body)
+        except orjson.JSONDecodeError as exc:
+            raise bad_request(f"the body is not valid JSON: {exc}", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object", "invalid_json")
+        return body
+
+    def require_writable(self) -> None:
+        """409 when this server only reads a workspace another server owns."""
+        workspace = self.services.workspace
+        if workspace.read_only:
+            raise ApiError(409, "read_only", workspace.read_only_reason())
+
+
+class InfoHandler(NotebenchHandler):
+    """``GET info``: version, workspace, ownership and stream figures."""
+
+    async def get(self) -> None:
+        self.write_json(self.services.info())
+
+
+class OpenAPIHandler(NotebenchHandler):
+    """``GET openapi.json``: the API description shipped with the package."""
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(self.services.openapi_document())
+
+
+class NotFoundHandler(NotebenchHandler):
+    """Any other path under ``notebench/api/``: a JSON 404."""
+
+    def _not_found(self, *args: Any) -> None:
+        raise ApiError(404, "not_found", f"no such route: {self.request.path}")
+
+    get = post = put = patch = delete = head = _not_found  # type: ignore[assignment]

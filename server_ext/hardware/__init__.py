@@ -1,0 +1,1 @@
+"""The hardware capability of the server."""

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from jupyter_server.utils import url_path_join
 from traitlets import Bool, Enum, Float, Int, Unicode
 
 from .events.bus import EventBus
@@ -122,7 +121,7 @@ class NotebenchApp(ExtensionApp):
         assert services is not None
         await services.bus.start()
         workspace = services.workspace
-        url = url_path_join(serverapp.connection_url, "")
+        url = serverapp.connection_url.rstrip("/") + "/"
         os.environ[ENV_URL] = url
         os.environ[ENV_TOKEN] = serverapp.identity_provider.token or ""
         os.environ[ENV_WORKSPACE] = str(workspace.path)

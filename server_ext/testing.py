@@ -29,6 +29,7 @@ class PublishHook(NotebenchHandler):
         for index in range(count):
             data = {"index": index, "sent": time.time(), "pad": pad}
             self.services.bus.publish(topic, str(body.get("type", "test")), data, replay=replay)
+        await self.services.store.write(_barrier)
         self.write_json({"published": count})
 
 
@@ -43,6 +44,7 @@ class LogHook(NotebenchHandler):
         logger = logging.getLogger("notebench.test")
         for index in range(count):
             logger.info("%s %d", body.get("message", "test record"), index)
+        await self.services.store.write(_barrier)
         self.write_json({"logged": count})
 
 
@@ -127,6 +129,10 @@ class LoopLagMonitor:
         self.worst = 0.0
         self.samples = 0
         return result
+
+
+def _barrier(conn: object) -> None:
+    """A no-op write: once it commits, every write queued before it has committed."""
 
 
 def test_routes() -> list[tuple[str, type]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -27,7 +27,7 @@ def _registry() -> Registry:
     return Registry().with_resource(DOC_URI, resource)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _path_patterns() -> list[tuple[re.Pattern[str], str]]:
     patterns = []
     for template in document()["paths"]:
@@ -50,11 +50,9 @@ def api_path(url_path: str) -> str:
 def validate_response(method: str, url_path: str, status: int, body: Any) -> None:
     """Raise AssertionError when the response is not what the document says."""
     path = api_path(url_path)
-    for regex, template in _path_patterns():
-        if regex.match(path):
-            break
-    else:
-        raise AssertionError(f"{path} is not in the OpenAPI document")
+    matches = [template for regex, template in _path_patterns() if regex.match(path)]
+    assert matches, f"{path} is not in the OpenAPI document"
+    template = matches[0]
     operation = document()["paths"][template].get(method.lower())
     assert operation is not None, f"{method} {template} is not in the OpenAPI document"
     responses = operation["responses"]

@@ -10,6 +10,7 @@ its SSE frame exactly once, whatever the number of subscribers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import sqlite3
@@ -189,10 +190,8 @@ class EventBus:
             if self._drain_scheduled:
                 return
             self._drain_scheduled = True
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
             loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # loop closed during shutdown
-            pass
 
     def _drain(self) -> None:
         with self._outbox_lock:
@@ -264,14 +263,14 @@ class EventBus:
         # checked after reading: a prune racing the read must not leave a silent gap
         pruned = max(pruned, self.pruned_through)
         if after_id < pruned:
-            return ReplayResult(reset=self._reset_event(after_id, "event id older than the kept log",
-                                                        last_id))
+            reason = "event id older than the kept log"
+            return ReplayResult(reset=self._reset_event(after_id, reason, last_id))
         return ReplayResult(events=events)
 
     def _reset_event(self, after_id: int, reason: str, last_id: int | None = None) -> Event:
         last = self.last_id if last_id is None else last_id
-        data = {"reason": reason, "last_event_id": after_id, "oldest_kept_id": self.pruned_through + 1,
-                "current_id": last}
+        data = {"reason": reason, "last_event_id": after_id,
+                "oldest_kept_id": self.pruned_through + 1, "current_id": last}
         payload = encode_payload(last, "", "reset", time.time(), data)
         return Event("", "reset", data, time.time(), last, sse_frame(last, "reset", payload))
 

@@ -68,7 +68,7 @@ class HardwareService:
         """torch facts from the probe subprocess, cached in memory and in the store."""
         if self._torch is not None:
             return self._torch
-        if self._torch_task is None or self._torch_task.done() and self._torch is None:
+        if self._torch_task is None or (self._torch_task.done() and self._torch is None):
             self._torch_task = asyncio.ensure_future(self._load_torch_info())
         return await asyncio.shield(self._torch_task)
 
@@ -95,7 +95,8 @@ class HardwareService:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            return {"installed": None, "error": f"torch probe timed out after {self.probe_timeout}s"}
+            error = f"torch probe timed out after {self.probe_timeout}s"
+            return {"installed": None, "error": error}
         info = parse_probe_output(stdout)
         if proc.returncode != 0 and not info.get("error"):
             info["error"] = stderr.decode(errors="replace")[-500:] or f"exit {proc.returncode}"

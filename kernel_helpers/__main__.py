@@ -1,0 +1,5 @@
+"""``python -m notebench``: the notebench command line."""
+
+from notebench.cli import main
+
+raise SystemExit(main())

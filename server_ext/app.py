@@ -129,6 +129,7 @@ class NotebenchApp(ExtensionApp):
             log.warning("notebench: %s", workspace.read_only_reason())
             return
         workspace.record_owner(url)
+        await services.hardware.recover()
         written = await asyncio.to_thread(workspace.seed)
         log.info("notebench started: workspace %s (%d files seeded)", workspace.path,
                  len(written))

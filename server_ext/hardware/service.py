@@ -105,6 +105,15 @@ class HardwareService:
 
     # -- benchmark ---------------------------------------------------------------------
 
+    async def recover(self) -> None:
+        """Runs left 'running' by a server that died are failed: their worker is gone."""
+        if self.store.read_only:
+            return
+        await self.store.write(lambda conn: conn.execute(
+            "UPDATE hardware_benchmarks SET state = 'failed', finished = ?, "
+            "error = 'the server stopped during the run' WHERE state = 'running'",
+            (time.time(),)))
+
     async def latest_benchmark(self, fp: str) -> dict[str, Any] | None:
         return await self.store.read(lambda conn: _latest_benchmark(conn, fp))
 

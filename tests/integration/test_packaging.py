@@ -1,0 +1,122 @@
+"""The wheel users install: remapped folders, shipped data, the extension enabled.
+
+The folders of the repository are not the import names (``kernel_helpers/`` is
+``notebench``, ``server_ext/`` is ``notebench.server``): these tests build the wheel from
+the source tree and look inside it, and ask Jupyter whether the installed extension loads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_CONFIG = "etc/jupyter/jupyter_server_config.d/notebench.json"
+# source folder -> where its files land in the wheel
+REMAPPED = {
+    "kernel_helpers": "notebench",
+    "server_ext": "notebench/server",
+    "notebooks": "notebench/_data/notebooks",
+    "voila_apps": "notebench/_data/voila_apps",
+}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel from the source tree, as ``make`` does."""
+    out = tmp_path_factory.mktemp("wheel")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.insert(4, "--no-build-isolation")  # else pip fetches hatchling from the index
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wheels = list(out.glob("notebench-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def _version(wheel: Path) -> str:
+    return wheel.name.split("-")[1]
+
+
+def test_wheel_maps_folders_to_import_names(wheel: Path, wheel_names: set[str]) -> None:
+    data_dir = f"notebench-{_version(wheel)}.data/data/"
+    expected = {
+        "notebench/__init__.py",
+        "notebench/server/__init__.py",
+        "notebench/server/openapi.json",
+        "notebench/_data/notebooks/welcome.ipynb",
+        "notebench/_data/voila_apps/dashboard.ipynb",
+        data_dir + SERVER_CONFIG,
+    }
+    assert expected <= wheel_names, sorted(expected - wheel_names)
+    top_level = {name.split("/", 1)[0] for name in wheel_names}
+    for folder in ("server_ext", "kernel_helpers", "notebooks", "voila_apps", "tests"):
+        assert folder not in top_level, f"top-level {folder}/ in the wheel: {sorted(top_level)}"
+
+
+def test_wheel_holds_every_source_file(wheel_names: set[str]) -> None:
+    """Nothing under the remapped folders is left out (a new subpackage, a data file)."""
+    missing = []
+    for source, target in REMAPPED.items():
+        for path in sorted((ROOT / source).rglob("*")):
+            rel = path.relative_to(ROOT / source)
+            if not path.is_file() or any(
+                part.startswith(".") or part == "__pycache__" for part in rel.parts
+            ):
+                continue
+            if f"{target}/{rel.as_posix()}" not in wheel_names:
+                missing.append(f"{source}/{rel.as_posix()}")
+    assert not missing, f"not in the wheel: {missing}"
+
+
+def test_wheel_metadata(wheel: Path, wheel_names: set[str]) -> None:
+    dist_info = f"notebench-{_version(wheel)}.dist-info/"
+    with zipfile.ZipFile(wheel) as archive:
+        entry_points = archive.read(dist_info + "entry_points.txt").decode()
+        metadata = Parser().parsestr(archive.read(dist_info + "METADATA").decode())
+        config = archive.read(f"notebench-{_version(wheel)}.data/data/{SERVER_CONFIG}")
+    assert re.search(r"^notebench\s*=\s*notebench\.cli:main$", entry_points, re.M)
+    assert b'"notebench.server": true' in config
+    # the README is the project's description on the package index
+    assert "c.NotebenchApp.workspace_dir" in metadata.get_payload()
+
+
+def test_readme_documents_every_option() -> None:
+    from notebench.server.app import NotebenchApp
+
+    readme = (ROOT / "README.md").read_text()
+    options = sorted(NotebenchApp.class_own_traits(config=True))
+    assert options
+    undocumented = [name for name in options if f"c.NotebenchApp.{name}`" not in readme]
+    assert not undocumented, f"options missing from README.md's table: {undocumented}"
+
+
+def test_installed_extension_is_enabled_and_loads(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")  # no user config in the way
+    env.pop("JUPYTER_PLATFORM_DIRS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    output = ANSI.sub("", result.stdout + result.stderr)
+    assert result.returncode == 0, output
+    assert re.search(r"^\s*notebench\.server\s+enabled\s*$", output, re.M), output
+    assert re.search(r"^\s*notebench\.server(\s+\S+)?\s+OK\s*$", output, re.M), output
+    assert not re.search(r"notebench\.server.*\b(disabled|X)\s*$", output, re.M), output

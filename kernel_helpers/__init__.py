@@ -18,10 +18,17 @@ _LAZY: dict[str, str] = {
     "Client": "notebench.client",
 }
 
-__all__ = ["__version__", *_LAZY]
+# submodules reachable as attributes (``notebench.assets.list(...)``) without importing them
+_SUBMODULES = ("hardware", "assets", "jobs", "widgets", "client")
+
+__all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"notebench.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'notebench' has no attribute {name!r}")

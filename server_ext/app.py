@@ -11,11 +11,10 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, Unicode
 
+from .capability import load_capabilities
 from .events.bus import EventBus
 from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
-from .hardware.handlers import hardware_routes
-from .hardware.service import HARDWARE_TOPIC, HardwareService
 from .logs import LOGGER_NAME, LOGS_TOPIC, LogStore, StoreLogHandler
 from .services import Services
 from .store import Store
@@ -79,23 +78,21 @@ class NotebenchApp(ExtensionApp):
         return Path(self.serverapp.root_dir).expanduser().resolve() / "notebench"
 
     def initialize_settings(self) -> None:
+        capabilities = load_capabilities()
         workspace = Workspace(self.workspace_path())
         workspace.prepare(journal_mode=self.sqlite_journal_mode)
         store = Store(workspace.store_path, read_only=workspace.read_only,
-                      journal_mode=workspace.journal_mode)
+                      journal_mode=workspace.journal_mode,
+                      schemas={c.name: c.schema for c in capabilities if c.schema})
         store.open()
         workspace.journal_mode = store.journal_mode
         bus = EventBus(store, keep_events=self.event_log_keep,
                        heartbeat_interval=self.sse_heartbeat_interval)
         bus.topics.add(LOGS_TOPIC)
-        bus.topics.add(HARDWARE_TOPIC)
         logs = LogStore(store, bus, keep_records=self.log_keep_records)
-        hardware = HardwareService(
-            workspace, store, bus, probe_timeout=self.torch_probe_timeout,
-            benchmark_nice=self.benchmark_nice, benchmark_disk_mb=self.benchmark_disk_mb,
-            benchmark_quick=self.benchmark_quick,
-        )
-        self.services = Services(self, workspace, store, bus, logs, hardware)
+        self.services = Services(self, workspace, store, bus, logs)
+        for capability in capabilities:
+            self.services.add(capability)
         self._log_handler = StoreLogHandler(logs)
         logger = logging.getLogger(LOGGER_NAME)
         logger.setLevel(logging.INFO)
@@ -107,8 +104,9 @@ class NotebenchApp(ExtensionApp):
             (r"info", InfoHandler),
             (r"openapi\.json", OpenAPIHandler),
             (r"stream", MultiplexStreamHandler),
-            *hardware_routes(),
         ]
+        for capability in self.services.capabilities if self.services else []:
+            routes.extend(capability.routes())
         if self.test_hooks:
             from .testing import test_routes
 
@@ -129,8 +127,8 @@ class NotebenchApp(ExtensionApp):
             log.warning("notebench: %s", workspace.read_only_reason())
             return
         workspace.record_owner(url)
-        await services.hardware.recover()
         written = await asyncio.to_thread(workspace.seed)
+        await services.start()
         log.info("notebench started: workspace %s (%d files seeded)", workspace.path,
                  len(written))
 
@@ -141,7 +139,7 @@ class NotebenchApp(ExtensionApp):
         services = self.services
         if services is None:
             return
-        await services.hardware.stop()
+        await services.stop()
         services.bus.stop()
         logging.getLogger(LOGGER_NAME).removeHandler(self._log_handler)
         await asyncio.to_thread(services.store.close)

@@ -1,17 +1,19 @@
-"""What handlers reach through ``self.services``: one object per capability."""
+"""What handlers reach through ``self.services``: the core and one service per capability."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import notebench
 
+from .capability import Capability, openapi_document
 from .events.bus import EventBus
-from .hardware.service import HardwareService
 from .logs import LogStore
 from .store import Store
 from .workspace import Workspace
@@ -19,18 +21,61 @@ from .workspace import Workspace
 if TYPE_CHECKING:
     from .app import NotebenchApp
 
+log = logging.getLogger("notebench")
+
 
 @dataclass
 class Services:
-    """The extension's collaborators, built once per server."""
+    """The extension's collaborators, built once per server.
+
+    A capability's service may define ``async start()`` (after the loop runs) and
+    ``async stop()``; both are called in capability order (stop in reverse).
+    """
 
     config: NotebenchApp
     workspace: Workspace
     store: Store
     bus: EventBus
     logs: LogStore
-    hardware: HardwareService
+    capabilities: list[Capability] = field(default_factory=list)
+    hardware: Any = None
+    assets: Any = None
+    jobs: Any = None
+    monitoring: Any = None
     started: float = field(default_factory=time.time)
+
+    def add(self, capability: Capability) -> None:
+        """Create a capability's service and register its topics."""
+        for topic in capability.topics:
+            self.bus.topics.add(topic)
+        for pattern in capability.topic_patterns:
+            self.bus.topics.add_pattern(pattern)
+        setattr(self, capability.name, capability.create(self.config, self))
+        self.capabilities.append(capability)
+
+    def capability_services(self) -> list[Any]:
+        return [getattr(self, c.name) for c in self.capabilities]
+
+    async def start(self) -> None:
+        for service in self.capability_services():
+            start = getattr(service, "start", None)
+            if start is not None:
+                result = start()
+                if inspect.isawaitable(result):
+                    await result
+
+    async def stop(self) -> None:
+        for service in reversed(self.capability_services()):
+            stop = getattr(service, "stop", None)
+            if stop is None:
+                continue
+            try:
+                result = stop()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                with contextlib.suppress(Exception):
+                    log.exception("stopping %s failed", type(service).__name__)
 
     def info(self) -> dict[str, Any]:
         ws = self.workspace
@@ -43,6 +88,7 @@ class Services:
                 "journal_mode": ws.journal_mode,
                 "warnings": ws.warnings,
             },
+            "capabilities": [c.name for c in self.capabilities],
             "started": self.started,
             "events": {
                 "last_id": self.bus.last_id,
@@ -59,4 +105,4 @@ class Services:
 
     @cached_property
     def _openapi(self) -> bytes:
-        return (resources.files("notebench.server") / "openapi.json").read_bytes()
+        return openapi_document(self.capabilities)

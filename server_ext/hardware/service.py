@@ -105,6 +105,9 @@ class HardwareService:
 
     # -- benchmark ---------------------------------------------------------------------
 
+    async def start(self) -> None:
+        await self.recover()
+
     async def recover(self) -> None:
         """Runs left 'running' by a server that died are failed: their worker is gone."""
         if self.store.read_only:

@@ -38,10 +38,16 @@ class StoreReadOnly(RuntimeError):
 
 
 class Store:
-    """The workspace's SQLite database (schema migrations, one writer, readers)."""
+    """The workspace's SQLite database (schema migrations, one writer, readers).
 
-    def __init__(self, path: Path, *, read_only: bool = False, journal_mode: str = "wal"):
+    ``schemas`` maps a capability's name to its own forward migrations (each a SQL
+    script); the core's are in ``migrations.py``.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool = False, journal_mode: str = "wal",
+                 schemas: dict[str, list[str]] | None = None):
         self.path = Path(path)
+        self.schemas = schemas or {}
         self.read_only = read_only
         self.journal_mode = journal_mode
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -147,22 +153,22 @@ class Store:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"store {self.path} has schema {version}, newer than this notebench "
-                f"({len(MIGRATIONS)}); upgrade notebench"
-            )
-        for number in range(version, len(MIGRATIONS)):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split_sql(MIGRATIONS[number]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        """Bring the core schema and every capability's schema up to date."""
+        steps = {"core": MIGRATIONS, **self.schemas}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # the core's version is the file's user_version; capabilities keep theirs in meta
+            _apply(conn, "core", MIGRATIONS, conn.execute("PRAGMA user_version").fetchone()[0])
+            for name, migrations in steps.items():
+                if name == "core":
+                    continue
+                row = conn.execute("SELECT value FROM meta WHERE key = ?",
+                                   (f"schema:{name}",)).fetchone()
+                _apply(conn, name, migrations, int(row[0]) if row else 0)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         stop = False
@@ -225,6 +231,21 @@ class Store:
         for _fn, future, _on_done in batch:
             if future is not None and not future.done():
                 future.set_exception(exc)
+
+
+def _apply(conn: sqlite3.Connection, name: str, migrations: list[str], version: int) -> None:
+    if version > len(migrations):
+        raise RuntimeError(
+            f"the store's {name} schema is at version {version}, newer than this notebench "
+            f"({len(migrations)}); upgrade notebench"
+        )
+    for number in range(version, len(migrations)):
+        for statement in _split_sql(migrations[number]):
+            conn.execute(statement)
+        if name == "core":
+            conn.execute(f"PRAGMA user_version={number + 1}")
+        else:
+            set_meta(conn, f"schema:{name}", str(number + 1))
 
 
 def _touch_meta(conn: sqlite3.Connection) -> None:

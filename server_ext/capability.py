@@ -1,0 +1,65 @@
+"""What a capability (hardware, assets, jobs, monitoring) gives the extension.
+
+Each capability package exposes one ``CAPABILITY``: its schema migrations, its topics,
+a factory for its service, and its routes. The app wires them in ``CAPABILITIES``
+order, so a later capability may use an earlier one's service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module, resources
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from .app import NotebenchApp
+    from .services import Services
+
+#: capability packages under notebench.server, in wiring order
+CAPABILITIES = ("hardware", "assets", "jobs", "monitoring")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A capability's parts."""
+
+    name: str
+    create: Callable[[NotebenchApp, Services], Any]
+    routes: Callable[[], list[tuple[str, type]]]
+    schema: list[str] = field(default_factory=list)
+    topics: tuple[str, ...] = ()
+    topic_patterns: tuple[str, ...] = ()
+
+
+def load_capabilities() -> list[Capability]:
+    """The capabilities this install has (a package without ``CAPABILITY`` is skipped)."""
+    found = []
+    for name in CAPABILITIES:
+        try:
+            module = import_module(f"notebench.server.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"notebench.server.{name}":
+                continue
+            raise
+        capability = getattr(module, "CAPABILITY", None)
+        if capability is not None:
+            found.append(capability)
+    return found
+
+
+def openapi_document(capabilities: list[Capability]) -> bytes:
+    """The core document with each capability's ``openapi.json`` fragment merged in."""
+    package = resources.files("notebench.server")
+    document = orjson.loads((package / "openapi.json").read_bytes())
+    for capability in capabilities:
+        fragment_file = package / capability.name / "openapi.json"
+        if not fragment_file.is_file():
+            continue
+        fragment = orjson.loads(fragment_file.read_bytes())
+        document["paths"].update(fragment.get("paths", {}))
+        for section, entries in fragment.get("components", {}).items():
+            document["components"].setdefault(section, {}).update(entries)
+    return orjson.dumps(document)

@@ -28,7 +28,7 @@ log = logging.getLogger("notebench.workspace")
 
 ASSET_ROOTS = ("models", "datasets", "checkpoints", "notebooks", "artifacts")
 # shipped folder -> workspace folder
-SEEDED = {"notebooks": "notebooks", "voila_apps": "dashboards"}
+SEEDED = {"notebooks": "notebooks", "voila_apps": "dashboards", "datasets": "datasets"}
 STATE_DIR = ".notebench"
 
 
@@ -145,7 +145,11 @@ class Workspace:
             manifest = {}
         written: list[str] = []
         for shipped, target in SEEDED.items():
-            source_root = package_data_dir(shipped)
+            try:
+                source_root = package_data_dir(shipped)
+            except FileNotFoundError:
+                self._warn(f"this install ships no {shipped!r} files to seed")
+                continue
             for source in sorted(source_root.rglob("*")):
                 if not source.is_file() or _skipped(source.relative_to(source_root)):
                     continue

@@ -123,6 +123,7 @@ class NotebenchApp(ExtensionApp):
         os.environ[ENV_URL] = url
         os.environ[ENV_TOKEN] = serverapp.identity_provider.token or ""
         os.environ[ENV_WORKSPACE] = str(workspace.path)
+        os.environ["NOTEBENCH_RUNS_DIR"] = str(workspace.root("artifacts") / "jobs")
         if workspace.read_only:
             log.warning("notebench: %s", workspace.read_only_reason())
             return
@@ -133,7 +134,8 @@ class NotebenchApp(ExtensionApp):
                  len(written))
 
     def current_activity(self) -> list[dict[str, Any]] | None:
-        return None
+        jobs = self.services.jobs if self.services is not None else None
+        return jobs.current_activity() if jobs is not None else None
 
     async def stop_extension(self) -> None:
         services = self.services
@@ -141,7 +143,9 @@ class NotebenchApp(ExtensionApp):
             return
         await services.stop()
         services.bus.stop()
-        logging.getLogger(LOGGER_NAME).removeHandler(self._log_handler)
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None:
+            logging.getLogger(LOGGER_NAME).removeHandler(handler)
         await asyncio.to_thread(services.store.close)
         services.workspace.release()
         self.services = None

@@ -97,6 +97,31 @@ def test_wheel_metadata(wheel: Path, wheel_names: set[str]) -> None:
     assert "c.NotebenchApp.workspace_dir" in metadata.get_payload()
 
 
+def test_entry_points_name_modules_in_the_wheel(wheel: Path, wheel_names: set[str]) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        text = archive.read(f"notebench-{_version(wheel)}.dist-info/entry_points.txt").decode()
+    targets = re.findall(r"^\S+\s*=\s*([\w.]+)(?::[\w.]+)?\s*$", text, re.M)
+    assert targets
+    missing = [
+        module for module in targets
+        if module.startswith("notebench")
+        and not {f"{module.replace('.', '/')}.py", f"{module.replace('.', '/')}/__init__.py"}
+        & wheel_names
+    ]
+    assert not missing, f"entry points name modules the wheel lacks: {missing}"
+
+
+def test_wheel_ships_every_seeded_folder(wheel_names: set[str]) -> None:
+    """The workspace is seeded from ``notebench/_data/<folder>``: each must be in the wheel."""
+    from notebench.server.workspace import SEEDED
+
+    missing = [
+        shipped for shipped in SEEDED
+        if not any(name.startswith(f"notebench/_data/{shipped}/") for name in wheel_names)
+    ]
+    assert not missing, f"seeded folders the wheel does not ship: {missing}"
+
+
 def test_readme_documents_every_option() -> None:
     from notebench.server.app import NotebenchApp
 

@@ -1,0 +1,142 @@
+# notebench developer commands (GNU make). Every target sets up what it needs first.
+#
+#   make test       system packages (as root), venv, wheel; then ruff and the whole test suite
+#   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints URL + token)
+#   make bench      $(BENCH_VENV) with comparison packages; runs tests/benchmarks/bench_*.py
+#   make lint       ruff only
+#   make wheel      build dist/notebench-<version>-py3-none-any.whl
+#   make clean      remove build outputs; `make distclean` also removes the venvs
+#
+# Variables: PYTHON VENV BENCH_VENV RUN_DIR IP PORT, PYTEST_ARGS (extra pytest arguments),
+# RUN_ARGS (extra `jupyter lab` arguments). Example: make test VENV=/tmp/nb-venv
+#
+# The venv gets notebench as a wheel built from this tree (the install users get), never an
+# editable install: the folders are remapped (server_ext/ -> notebench.server) and the
+# extension's enabling config is wheel shared data. The dependencies are installed again only
+# when pyproject.toml or constraints.txt change; notebench itself is rebuilt and reinstalled
+# on every run, so tests always see the current code.
+
+PYTHON ?= python3
+VENV ?= .venv
+BENCH_VENV ?= .venv-bench
+RUN_DIR ?= .run
+IP ?= 127.0.0.1
+PORT ?= 8888
+PYTEST_ARGS ?=
+RUN_ARGS ?=
+
+# what building the wheel needs (pyproject's [build-system] requires); built without isolation
+BUILD_DEPS = "hatchling>=1.21"
+# the packages the benchmarks compare notebench with (never in the test venv:
+# jupyter-resource-usage enables itself in every server of its environment)
+BENCH_PACKAGES = tensorboard mlflow lightning jupyter-resource-usage
+# Debian packages of the browser tests and of promtool (alert rule checks)
+BROWSER_PACKAGES = chromium fonts-liberation
+PROMETHEUS_PACKAGES = prometheus
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+PIP = $(VENV)/bin/python -m pip
+BENCH_PIP = $(BENCH_VENV)/bin/python -m pip
+INSTALL = install -c constraints.txt
+BUILD_STAMP = $(VENV)/.notebench-build-deps
+DEPS_STAMP = $(VENV)/.notebench-deps
+BENCH_STAMP = $(BENCH_VENV)/.notebench-deps
+WHEEL = $$(ls dist/notebench-*.whl)
+
+.PHONY: help test run bench lint wheel install system-packages labext labext-test clean distclean
+
+help:
+	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST))
+
+# ------------------------------------------------------------------------------ set-up
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BUILD_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) $(INSTALL) $(BUILD_DEPS)
+	touch $@
+
+# Browser tests need chromium (+ fonts), alert rule tests need promtool. Installed only when
+# running as root on a Debian-like system and missing; otherwise those tests skip themselves.
+system-packages:
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then exit 0; fi; \
+	pkgs=""; \
+	if ! command -v chromium >/dev/null \
+	   || ! dpkg-query -W -f='$${Status}' fonts-liberation 2>/dev/null | grep -q "ok installed"; \
+	then pkgs="$$pkgs $(BROWSER_PACKAGES)"; fi; \
+	if ! command -v promtool >/dev/null; then pkgs="$$pkgs $(PROMETHEUS_PACKAGES)"; fi; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing system packages:$$pkgs"; \
+	  apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$pkgs; \
+	fi
+
+# ---- labext/ (the JupyterLab frontend extension, TypeScript) ---------------- PLACEHOLDER
+# Not written yet. When labext/ has its sources: `labext` builds it (npm/jlpm install, then
+# `jupyter-builder build labext`) so that `wheel` ships the output as shared data under
+# share/jupyter/labextensions/notebench, and `labext-test` runs its unit tests (jest/vitest).
+labext:
+	@:
+
+labext-test:
+	@:
+
+# ----------------------------------------------------------------------------- wheel
+
+wheel: $(BUILD_STAMP) labext
+	rm -rf dist
+	$(PIP) wheel -q --no-deps --no-build-isolation -w dist .
+
+# the heavy part: torch (pinned CPU wheel) and notebench's dependencies with the test extra
+$(DEPS_STAMP): pyproject.toml constraints.txt | wheel
+	$(PIP) $(INSTALL) torch==2.13.0
+	$(PIP) $(INSTALL) "$(WHEEL)[test]"
+	touch $@
+
+install: $(DEPS_STAMP) wheel
+	$(PIP) install -q --no-deps --force-reinstall "$(WHEEL)"
+
+# ----------------------------------------------------------------------------- targets
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
+
+test: system-packages install labext-test
+	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+run: install
+	mkdir -p "$(RUN_DIR)"
+	$(VENV)/bin/notebench serve --root-dir "$(RUN_DIR)" --no-browser --ip=$(IP) \
+	  --port=$(PORT) --ServerApp.port_retries=0 $(RUN_ARGS)
+
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_STAMP): pyproject.toml constraints.txt | $(BENCH_VENV)/bin/python wheel
+	$(BENCH_PIP) $(INSTALL) torch==2.13.0
+	$(BENCH_PIP) $(INSTALL) "$(WHEEL)[test]" $(BENCH_PACKAGES)
+	touch $@
+
+# benchmarks run with the bench venv's python from the repository root (PYTHONPATH lets
+# them import the helpers in tests/)
+bench: $(BENCH_STAMP) wheel
+	$(BENCH_PIP) install -q --no-deps --force-reinstall "$(WHEEL)"
+	for f in tests/benchmarks/bench_*.py; do \
+	  [ -e "$$f" ] || { echo "no benchmarks in tests/benchmarks/"; break; }; \
+	  echo "== $$f"; \
+	  PYTHONPATH="$(CURDIR)" $(BENCH_VENV)/bin/python "$$f" || exit 1; \
+	done
+
+clean:
+	rm -rf dist build .pytest_cache .ruff_cache tests/artifacts *.egg-info
+	find . \( -path ./.git -o -path "./$(VENV)" -o -path "./$(BENCH_VENV)" -o -path ./.venv \
+	  -o -path ./.venv-bench \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf "$(VENV)" "$(BENCH_VENV)"

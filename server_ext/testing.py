@@ -97,9 +97,7 @@ class CloseStreamsHook(NotebenchHandler):
     async def post(self) -> None:
         subs = list(self.services.bus.subscribers())
         for sub in subs:
-            stream = getattr(getattr(sub, "connection", None), "stream", None)
-            if stream is not None:
-                stream.close()
+            sub.writer.close()
         self.write_json({"closed": len(subs)})
 
 

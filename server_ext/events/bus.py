@@ -27,13 +27,17 @@ from ..store import Store, get_meta, set_meta
 
 log = logging.getLogger("notebench.events")
 
-HEARTBEAT_FRAME = b": keepalive\n\n"
 _REPLAY_PAGE = 5000
+
+
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of an HTTP/1.1 chunked body."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 @dataclass(slots=True)
 class Event:
-    """One event, with its SSE frame encoded once."""
+    """One event, with its SSE frame (and that frame as an HTTP chunk) encoded once."""
 
     topic: str
     type: str
@@ -41,6 +45,14 @@ class Event:
     ts: float
     id: int | None = None
     frame: bytes = b""
+    chunk: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.frame and not self.chunk:
+            self.chunk = http_chunk(self.frame)
+
+
+HEARTBEAT = Event("", "heartbeat", None, 0.0, None, b": keepalive\n\n")
 
 
 def encode_payload(event_id: int | None, topic: str, type_: str, ts: float, data: Any) -> bytes:
@@ -61,7 +73,7 @@ class Subscriber(Protocol):
 
     def push(self, events: list[Event]) -> None: ...
 
-    def push_raw(self, frame: bytes) -> None: ...
+    def push_heartbeat(self) -> None: ...
 
 
 @dataclass
@@ -199,8 +211,15 @@ class EventBus:
             self._drain_scheduled = False
         self.deliver(events)
 
-    def deliver(self, events: Iterable[Event]) -> None:
+    def deliver(self, events: list[Event]) -> None:
         """Loop: give each subscriber, in one call, the events of its topics."""
+        if len(events) == 1:  # the common case: no per-subscriber lists at all
+            subs = self._subs.get(events[0].topic)
+            if subs:
+                self.delivered_frames += len(subs)
+                for sub in tuple(subs):
+                    sub.push(events)
+            return
         per_sub: dict[Subscriber, list[Event]] = {}
         for event in events:
             for sub in self._subs.get(event.topic, ()):
@@ -238,7 +257,7 @@ class EventBus:
 
     def _send_heartbeat(self) -> None:
         for sub in self.subscribers():
-            sub.push_raw(HEARTBEAT_FRAME)
+            sub.push_heartbeat()
 
     # -- replay -------------------------------------------------------------------------
 

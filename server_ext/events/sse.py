@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 
 from ..errors import ApiError, bad_request
 from ..handlers import NotebenchHandler
-from .bus import Event, EventBus
+from .bus import HEARTBEAT, Event, EventBus
+from .transport import ClientWriter
 
 MAX_HZ_LIMIT = 100.0
 
@@ -28,30 +30,28 @@ class StreamSubscriber:
     __slots__ = (
         "_held",
         "_last_flush",
-        "_pending",
         "_queued",
         "_timer",
         "bus",
         "closed",
-        "connection",
         "max_backlog",
         "min_interval",
         "replayed_through",
         "topics",
+        "writer",
     )
 
     def __init__(self, handler: NotebenchHandler, bus: EventBus, topics: frozenset[str],
                  max_hz: float | None, max_backlog: int) -> None:
         self.topics = topics
         self.bus = bus
-        self.connection = handler.request.connection
+        self.writer = ClientWriter(handler.request.connection)
         self.max_backlog = max_backlog
         self.min_interval = 1.0 / max_hz if max_hz else 0.0
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.replayed_through = 0
         self._held: list[Event] | None = []  # events that arrive while replaying
         self._queued: list[Event] = []  # events waiting for the rate limit
-        self._pending = 0  # bytes handed to the socket but not yet sent
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -67,11 +67,11 @@ class StreamSubscriber:
             self._queued.extend(events)
             self._schedule()
             return
-        self._send(b"".join([e.frame for e in events]) if len(events) > 1 else events[0].frame)
+        self._send(events)
 
-    def push_raw(self, frame: bytes) -> None:
+    def push_heartbeat(self) -> None:
         if not self.closed.done() and self._held is None:
-            self._send(frame)
+            self._send((HEARTBEAT,))
 
     # -- handler side ----------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ class StreamSubscriber:
         fresh = [e for e in held if e.id is None or e.id > through]
         events = replayed + initial + fresh
         if events:
-            self._send(b"".join(e.frame for e in events))
+            self._send(events)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -109,32 +109,18 @@ class StreamSubscriber:
         if not queued or self.closed.done():
             return
         self._last_flush = time.monotonic()
-        self._send(b"".join(e.frame for e in _coalesce(queued)))
+        self._send(_coalesce(queued))
 
-    def _send(self, data: bytes) -> None:
-        if self._pending + len(data) > self.max_backlog:
-            self.bus.dropped_clients += 1
-            self._drop()
-            return
-        size = len(data)
-        self._pending += size
+    def _send(self, events: Sequence[Event]) -> None:
         try:
-            future = self.connection.write(data)
+            self.writer.write(events)
         except StreamClosedError:
             self.close()
             return
-        future.add_done_callback(lambda f: self._sent(f, size))
-
-    def _sent(self, future: asyncio.Future[None], size: int) -> None:
-        self._pending -= size
-        if future.exception() is not None:
+        if self.writer.backlog() > self.max_backlog:
+            self.bus.dropped_clients += 1
+            self.writer.close()
             self.close()
-
-    def _drop(self) -> None:
-        stream = getattr(self.connection, "stream", None)
-        if stream is not None:
-            stream.close()
-        self.close()
 
 
 def _coalesce(events: list[Event]) -> list[Event]:

@@ -1,0 +1,1 @@
+"""Standalone benchmark scripts (not collected by pytest; run them directly)."""

@@ -1,30 +1,25 @@
 """Client of the notebench server API, usable from a kernel, a script or the CLI.
 
-``discover_server`` finds the Jupyter server that runs notebench (explicit
-arguments, then the environment the extension gives its kernels, then Jupyter's
-runtime file of an ancestor process). ``Client`` calls the REST API under
-``{base_url}notebench/api/`` and follows its Server-Sent Events stream, reconnecting
-with ``Last-Event-ID`` when the connection drops.
-
-Only the standard library and orjson are used; ``jupyter_core`` and ``psutil`` are
-imported lazily, when discovery needs them.
+``Client`` calls the REST API under ``{base_url}notebench/api/`` of the server that
+``discover_server`` finds, and follows its Server-Sent Events stream, reconnecting with
+``Last-Event-ID`` when the connection drops.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import secrets
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .discovery import ServerInfo, ServerNotFound, discover_server
+from .sse import Event, SSEParser, _read_events
 
 __all__ = [
     "ApiError",
@@ -36,24 +31,9 @@ __all__ = [
     "discover_server",
 ]
 
-ENV_URL = "NOTEBENCH_SERVER_URL"
-ENV_TOKEN = "NOTEBENCH_SERVER_TOKEN"
-ENV_WORKSPACE = "NOTEBENCH_WORKSPACE"
-ENV_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"
-
 API_PREFIX = "notebench/api/"
-ANCESTOR_LEVELS = 6  # how many ancestor processes to look for a runtime file
 DEFAULT_RETRY_MS = 1000  # SSE reconnection delay until the server sends ``retry:``
 MAX_BACKOFF_S = 30.0
-
-_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ServerNotFound(RuntimeError):
-    """No notebench/Jupyter server could be found."""
 
 
 class ApiError(RuntimeError):
@@ -105,249 +85,6 @@ class ApiError(RuntimeError):
 # ------------------------------------------------------------------------ discovery
 
 
-@dataclass
-class ServerInfo:
-    """Where the server is and how to authenticate to it."""
-
-    url: str  # base URL of the Jupyter server, with base_url and a trailing slash
-    token: str
-    source: str  # "explicit" | "environment" | "runtime-file"
-    root_dir: str | None = None
-    workspace: str | None = None  # notebench workspace folder, when known
-
-
-def _normalize_url(url: str) -> str:
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url
-    return url if url.endswith("/") else url + "/"
-
-
-def _ancestor_pids(pid: int, levels: int) -> list[int]:
-    """``pid`` followed by its parent, grandparent... (``levels`` pids at most)."""
-    pids: list[int] = []
-    while pid > 0 and len(pids) < levels and pid not in pids:  # pid 1: a container's server
-        pids.append(pid)
-        parent = _parent_pid(pid)
-        if parent is None:
-            break
-        pid = parent
-    return pids
-
-
-def _parent_pid(pid: int) -> int | None:
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        try:
-            return psutil.Process(pid).ppid()
-        except Exception:
-            return None
-    try:  # Linux without psutil
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _url_from_runtime_info(info: Mapping[str, Any]) -> str | None:
-    """Connectable URL of a ``jpserver-<pid>.json`` (None for unix sockets)."""
-    if info.get("sock"):
-        return None
-    url = info.get("url")
-    if not url:
-        port = info.get("port")
-        if not port:
-            return None
-        scheme = "https" if info.get("secure") else "http"
-        url = f"{scheme}://localhost:{port}{info.get('base_url') or '/'}"
-    parts = urllib.parse.urlsplit(url)
-    hostname = str(info.get("hostname", ""))
-    if hostname in _WILDCARD_HOSTS:
-        # Bound to every interface: the URL names the machine's hostname, which may
-        # not resolve inside a container; loopback always works for a local process.
-        loopback = "[::1]" if ":" in hostname else "127.0.0.1"
-        parts = parts._replace(netloc=f"{loopback}:{parts.port or info.get('port')}")
-    return _normalize_url(urllib.parse.urlunsplit(parts))
-
-
-def _read_runtime_file(path: Path) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def discover_server(
-    url: str | None = None,
-    token: str | None = None,
-    *,
-    environ: Mapping[str, str] = os.environ,
-    runtime_dir: str | os.PathLike[str] | None = None,
-    ppid: int | None = None,
-) -> ServerInfo:
-    """Find the server to talk to.
-
-    Order: the explicit ``url``; ``NOTEBENCH_SERVER_URL`` (set by the extension in
-    every kernel it starts); the ``jpserver-<pid>.json`` runtime file of the parent
-    process or one of its ancestors (a papermill-run kernel's parent is papermill).
-    Without a token, ``JUPYTERHUB_API_TOKEN`` is used. Raises ``ServerNotFound``.
-    """
-    hub_token = environ.get(ENV_HUB_TOKEN) or ""
-    workspace = environ.get(ENV_WORKSPACE) or None
-    if url:
-        tok = token if token is not None else (environ.get(ENV_TOKEN) or hub_token)
-        return ServerInfo(_normalize_url(url), tok, "explicit", None, workspace)
-
-    tried = ["no explicit url"]
-    env_url = environ.get(ENV_URL)
-    if env_url:
-        tok = token if token is not None else (environ.get(ENV_TOKEN) or hub_token)
-        return ServerInfo(_normalize_url(env_url), tok, "environment", None, workspace)
-    tried.append(f"${ENV_URL} not set")
-
-    if runtime_dir is None:
-        try:
-            from jupyter_core.paths import jupyter_runtime_dir
-
-            runtime_dir = jupyter_runtime_dir()
-        except ImportError:
-            runtime_dir = None
-    if runtime_dir is None:
-        tried.append("jupyter_core not installed: no runtime dir")
-    else:
-        start = os.getppid() if ppid is None else ppid
-        pids = _ancestor_pids(start, ANCESTOR_LEVELS)
-        for pid in pids:
-            path = Path(runtime_dir) / f"jpserver-{pid}.json"
-            info = _read_runtime_file(path)
-            if info is None:
-                continue
-            found = _url_from_runtime_info(info)
-            if found is None:
-                tried.append(f"{path} serves a unix socket (unsupported)")
-                continue
-            tok = token if token is not None else (str(info.get("token") or "") or hub_token)
-            root = info.get("root_dir")
-            return ServerInfo(found, tok, "runtime-file", str(root) if root else None, workspace)
-        tried.append(f"no jpserver-<pid>.json in {runtime_dir} for ancestor pids {pids}")
-    raise ServerNotFound(
-        "No notebench server found (" + "; ".join(tried) + "). Pass url= and token=, "
-        f"or set {ENV_URL} and {ENV_TOKEN}."
-    )
-
-
-# ------------------------------------------------------------------------------ SSE
-
-
-@dataclass
-class Event:
-    """One Server-Sent Event; ``data`` is JSON-decoded when it is JSON."""
-
-    id: int | None
-    event: str
-    data: Any
-    topic: str | None = None
-
-
-def _make_event(event_id: int | None, event: str, data: Any) -> Event:
-    topic = data.get("topic") if isinstance(data, dict) else None
-    return Event(event_id, event, data, topic if isinstance(topic, str) else None)
-
-
-class SSEParser:
-    """Incremental ``text/event-stream`` parser: feed bytes, get complete events.
-
-    Follows the HTML spec's field rules: ``data`` lines joined with newlines,
-    ``:`` comments ignored, ``retry`` in ms, the ``id`` of the last complete block
-    kept for reconnection; CRLF, LF or CR line ends, split anywhere across chunks.
-    A block that names an ``event`` but has no ``data`` is still dispatched, with
-    data None.
-    """
-
-    def __init__(self, last_event_id: str | None = None) -> None:
-        self.last_event_id = last_event_id  # value to send as Last-Event-ID
-        self.retry_ms: int | None = None
-        self._buf = b""
-        self._bom_checked = False
-        self._reset_block()
-
-    def _reset_block(self) -> None:
-        self._data: list[str] = []
-        self._event = ""
-        self._id: str | None = None  # id field of the block being read
-
-    def feed(self, chunk: bytes) -> list[Event]:
-        """Consume ``chunk``; return the events it completes."""
-        self._buf += chunk
-        if not self._bom_checked:
-            if len(self._buf) < 3 and b"\xef\xbb\xbf".startswith(self._buf):
-                return []
-            self._bom_checked = True
-            self._buf = self._buf.removeprefix(b"\xef\xbb\xbf")
-        events: list[Event] = []
-        buf = self._buf
-        start = 0
-        n = len(buf)
-        while start < n:
-            lf = buf.find(b"\n", start)
-            cr = buf.find(b"\r", start, lf if lf >= 0 else n)
-            if cr >= 0:
-                if cr == n - 1:
-                    break  # a CR at the end: the LF of a CRLF may follow
-                end, nxt = cr, cr + (2 if buf[cr + 1 : cr + 2] == b"\n" else 1)
-            elif lf >= 0:
-                end, nxt = lf, lf + 1
-            else:
-                break
-            event = self._line(buf[start:end].decode("utf-8", "replace"))
-            if event is not None:
-                events.append(event)
-            start = nxt
-        self._buf = buf[start:]
-        return events
-
-    def _line(self, line: str) -> Event | None:
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None  # comment / heartbeat
-        field, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if field == "data":
-            self._data.append(value)
-        elif field == "event":
-            self._event = value
-        elif field == "id":
-            if "\0" not in value:
-                self._id = value
-        elif field == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def _dispatch(self) -> Event | None:
-        data_lines, event, raw_id = self._data, self._event, self._id
-        self._reset_block()
-        if raw_id is not None:  # committed only once the block is complete
-            self.last_event_id = raw_id or None
-        if not data_lines and not event:
-            return None  # only id/retry fields (or nothing): no event
-        text = "\n".join(data_lines)
-        data: Any = None
-        if data_lines:
-            try:
-                data = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                data = text
-        event_id = int(raw_id) if raw_id and raw_id.isdigit() else None
-        return _make_event(event_id, event or "message", data)
-
-
-# --------------------------------------------------------------------------- client
 
 
 class Client:
@@ -578,18 +315,6 @@ class Client:
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn, resp
-
-
-def _read_events(resp: http.client.HTTPResponse, parser: SSEParser) -> Iterator[Event]:
-    """Events of one response until it ends (errors propagate)."""
-    while True:
-        try:
-            chunk = resp.read1(65536)
-        except http.client.IncompleteRead as exc:
-            raise ConnectionError("stream cut in the middle of a chunk") from exc
-        if not chunk:
-            return
-        yield from parser.feed(chunk)
 
 
 def _query_items(params: Mapping[str, Any]) -> list[tuple[str, Any]]:

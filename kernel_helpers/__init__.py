@@ -16,10 +16,24 @@ _LAZY: dict[str, str] = {
     "hardware_profile": "notebench.hardware",
     "recommended_settings": "notebench.hardware",
     "Client": "notebench.client",
+    "report": "notebench.tracking",
+    "start_run": "notebench.tracking",
+    "should_stop": "notebench.control",
+    "StopTraining": "notebench.control",
+    "checkpoint": "notebench.checkpoints",
+    "load_checkpoint": "notebench.checkpoints",
+    "save_model": "notebench.models",
+    "load_model": "notebench.models",
+    "auto_batch_size": "notebench.batch_size",
+    "resolve_settings": "notebench.settings",
+    "output_dir": "notebench._jobdir",
 }
 
 # submodules reachable as attributes (``notebench.assets.list(...)``) without importing them
-_SUBMODULES = ("hardware", "assets", "jobs", "widgets", "client")
+_SUBMODULES = (
+    "hardware", "assets", "client",
+    "tracking", "control", "checkpoints", "models", "settings", "batch_size",
+)
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from functools import cache, lru_cache
-from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from notebench.server.capability import load_capabilities, openapi_document
 
 DOC_URI = "urn:notebench-openapi"
 API_MARK = "notebench/api"
@@ -18,7 +19,8 @@ API_MARK = "notebench/api"
 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    return json.loads((resources.files("notebench.server") / "openapi.json").read_text())
+    """The document the server serves: the core one with every capability's fragment."""
+    return json.loads(openapi_document(load_capabilities()))
 
 
 @lru_cache(maxsize=1)

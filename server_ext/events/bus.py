@@ -159,20 +159,23 @@ class EventBus:
 
     def publish(self, topic: str, type_: str, data: Any, *, replay: bool = True) -> None:
         """Publish an event; thread-safe. Replayable events get a durable id first."""
-        self.published += 1
         ts = time.time()
         if replay and self.durable:
             assert self.store is not None
             self.store.write_nowait(
-                lambda conn: self._append(conn, topic, type_, ts, data), self._queue_delivery
+                lambda conn: self.append(conn, topic, type_, ts, data), self.deliver_soon
             )
             return
+        self.published += 1
         payload = encode_payload(None, topic, type_, ts, data)
-        self._queue_delivery(Event(topic, type_, data, ts, None, sse_frame(None, type_, payload)))
+        self.deliver_soon(Event(topic, type_, data, ts, None, sse_frame(None, type_, payload)))
 
-    def _append(self, conn: sqlite3.Connection, topic: str, type_: str, ts: float,
-                data: Any) -> Event:
-        """Writer thread: assign the next id, store the event, encode its frame."""
+    def append(self, conn: sqlite3.Connection, topic: str, type_: str, ts: float,
+               data: Any) -> Event:
+        """Writer thread, inside a caller's transaction: assign the next id, store the
+        event and encode its frame. Hand the event to ``deliver_soon`` after the commit;
+        a capability does this to store its rows and their events in one transaction."""
+        self.published += 1
         if self._next_id is None:
             last_id, self.pruned_through = _sequence_position(conn)
             self._next_id = last_id + 1
@@ -192,7 +195,7 @@ class EventBus:
         set_meta(conn, "events_pruned_through", str(through))
         self.pruned_through = through
 
-    def _queue_delivery(self, event: Event) -> None:
+    def deliver_soon(self, event: Event) -> None:
         """Hand an event to the loop; many events from one commit travel together."""
         loop = self._loop
         if loop is None:

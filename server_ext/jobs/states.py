@@ -1,0 +1,57 @@
+"""The one list of job states and the transitions between them (DESIGN.md, Jobs).
+
+``queued`` → ``running`` ⇄ ``paused``; ``running``/``paused`` → ``stopping`` → ``stopped``;
+a job ends ``succeeded``, ``failed`` (a timeout is a failure with reason ``timeout``),
+``stopped`` or ``cancelled`` (a queued job cancelled before it ran).
+"""
+
+from __future__ import annotations
+
+QUEUED = "queued"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPING = "stopping"
+STOPPED = "stopped"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATES = (QUEUED, RUNNING, PAUSED, STOPPING, STOPPED, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = frozenset({STOPPED, SUCCEEDED, FAILED, CANCELLED})
+#: states whose processes may exist
+ACTIVE = frozenset({RUNNING, PAUSED, STOPPING})
+
+#: state -> the states it may move to
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({RUNNING, CANCELLED, FAILED}),
+    # a job that raised StopTraining on its own ends stopped without a stop request
+    RUNNING: frozenset({PAUSED, STOPPING, SUCCEEDED, FAILED, STOPPED}),
+    # a runner that ended just as it was frozen ends with its own outcome
+    PAUSED: frozenset({RUNNING, STOPPING, FAILED, SUCCEEDED, STOPPED}),
+    # a stop that came too late may still see the notebook succeed or fail first
+    STOPPING: frozenset({STOPPED, FAILED, SUCCEEDED}),
+    STOPPED: frozenset(),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+#: control action -> (states it applies to, the state it leads to; None: a new job)
+ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "pause": (frozenset({RUNNING}), PAUSED),
+    "resume": (frozenset({PAUSED}), RUNNING),
+    "stop": (frozenset({RUNNING, PAUSED}), STOPPING),
+    "cancel": (frozenset({QUEUED}), CANCELLED),
+    "restart": (frozenset({STOPPED, FAILED}), None),
+}
+
+
+def can_move(current: str, target: str) -> bool:
+    """Whether ``current`` may move to ``target``."""
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def action_allowed(action: str, current: str) -> bool:
+    """Whether a control action applies to a job in state ``current``."""
+    spec = ACTIONS.get(action)
+    return spec is not None and current in spec[0]

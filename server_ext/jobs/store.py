@@ -1,0 +1,212 @@
+"""Job rows, metric points, checkpoints and tail offsets in the store (SQL only).
+
+Functions take a connection: the service runs them on the store's writer thread
+(``store.write``) or a reader thread (``store.read``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from .downsample import SqlSeries, downsample_sql
+
+JSON_FIELDS = ("parameters", "resolved", "auto", "resources", "tags", "progress",
+               "latest_metrics", "error", "processes", "model", "final_metrics")
+COLUMNS = (
+    "id", "kind", "name", "state", "reason", "template", "notebook_path", "notebook_hash",
+    "kernel_name", "job_dir", "parameters", "resolved", "auto", "resources", "priority",
+    "tags", "timeout", "parent_id", "resume_from", "created", "started", "ended", "updated",
+    "active_seconds", "segment_start", "boot_id", "last_metric_active", "progress",
+    "latest_metrics", "error", "processes", "stop_requested", "artifact_count", "model",
+    "final_metrics", "exit_code",
+)
+
+
+def _encode(field: str, value: Any) -> Any:
+    if field in JSON_FIELDS:
+        return None if value is None else orjson.dumps(value).decode()
+    return value
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for field in JSON_FIELDS:
+        raw = out.get(field)
+        if raw is not None:
+            out[field] = orjson.loads(raw)
+    return out
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def insert_job(conn: sqlite3.Connection, job: dict[str, Any]) -> None:
+    fields = [f for f in COLUMNS if f in job]
+    conn.execute(
+        f"INSERT INTO jobs ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+        [_encode(f, job[f]) for f in fields],
+    )
+
+
+def update_job(conn: sqlite3.Connection, job_id: str, **fields: Any) -> None:
+    if not fields:
+        return
+    assigns = ", ".join(f"{name} = ?" for name in fields)
+    conn.execute(f"UPDATE jobs SET {assigns} WHERE id = ?",
+                 [*(_encode(k, v) for k, v in fields.items()), job_id])
+
+
+def get_job(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT rowid AS seq, * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _decode(row)
+
+
+def jobs_in_states(conn: sqlite3.Connection, states: Iterable[str]) -> list[dict[str, Any]]:
+    states = list(states)
+    marks = ",".join("?" * len(states))
+    rows = conn.execute(
+        f"SELECT rowid AS seq, * FROM jobs WHERE state IN ({marks}) ORDER BY created, rowid",
+        states).fetchall()
+    return [_decode(r) for r in rows]
+
+
+def list_jobs(conn: sqlite3.Connection, *, states: list[str] | None = None,
+              tag: str | None = None, kind: str | None = None, template: str | None = None,
+              parent_id: str | None = None, limit: int = 100,
+              offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Newest first; returns the page and the total number of matches."""
+    where: list[str] = []
+    params: list[Any] = []
+    if states:
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        params += states
+    if tag is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)")
+        params.append(tag)
+    if kind is not None:
+        where.append("kind = ?")
+        params.append(kind)
+    if template is not None:
+        where.append("template = ?")
+        params.append(template)
+    if parent_id is not None:
+        where.append("parent_id = ?")
+        params.append(parent_id)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM jobs{clause}", params).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT rowid AS seq, * FROM jobs{clause} ORDER BY created DESC, rowid DESC "
+        "LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+    return [_decode(r) for r in rows], int(total)
+
+
+def template_durations(conn: sqlite3.Connection) -> dict[str, tuple[float, int]]:
+    """Template -> (median active seconds of its succeeded runs, number of runs)."""
+    rows = conn.execute(
+        "SELECT template, active_seconds FROM jobs WHERE template IS NOT NULL "
+        "AND state = 'succeeded' ORDER BY template, active_seconds").fetchall()
+    grouped: dict[str, list[float]] = {}
+    for template, seconds in rows:
+        grouped.setdefault(template, []).append(float(seconds or 0))
+    return {t: (values[len(values) // 2], len(values)) for t, values in grouped.items()}
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+MetricRow = tuple[str, str, int, int | None, float, float | None, str | None]
+
+
+def insert_metrics(conn: sqlite3.Connection, rows: list[MetricRow]) -> None:
+    """Rows of (job_id, name, idx, step, t, value, special)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO job_metrics (job_id, name, idx, step, t, value, special) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def metric_counters(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
+    """Name -> the next index of each series of a job."""
+    rows = conn.execute("SELECT name, MAX(idx) FROM job_metrics WHERE job_id = ? GROUP BY name",
+                        (job_id,)).fetchall()
+    return {name: int(last) + 1 for name, last in rows}
+
+
+def metric_names(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
+    rows = conn.execute("SELECT name, COUNT(*) FROM job_metrics WHERE job_id = ? GROUP BY name "
+                        "ORDER BY name", (job_id,)).fetchall()
+    return {name: int(count) for name, count in rows}
+
+
+def metric_series(conn: sqlite3.Connection, job_id: str, name: str, *, axis: str = "step",
+                  since: float | None = None, max_points: int | None = None
+                  ) -> tuple[list[dict[str, Any]], int]:
+    """The downsampled buckets of one series and how many points they cover."""
+    x = "COALESCE(step, idx)" if axis == "step" else "t"
+    where = "job_id = ? AND name = ?"
+    params: tuple[Any, ...] = (job_id, name)
+    if since is not None:
+        where += " AND t > ?"
+        params = (*params, since)
+    series = SqlSeries(f"job_metrics WHERE {where}", params, x=x)
+    count = conn.execute(f"SELECT COUNT(*) FROM job_metrics WHERE {where}", params).fetchone()[0]
+    return downsample_sql(conn, series, max_points, integer=axis == "step"), int(count)
+
+
+def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None = None,
+                  since: float | None = None) -> Iterable[sqlite3.Row]:
+    """Raw points (for CSV), by name then order."""
+    where = "job_id = ?"
+    params: list[Any] = [job_id]
+    if names:
+        where += f" AND name IN ({','.join('?' * len(names))})"
+        params += names
+    if since is not None:
+        where += " AND t > ?"
+        params.append(since)
+    return conn.execute(
+        f"SELECT name, idx, step, t, value, special FROM job_metrics WHERE {where} "
+        "ORDER BY name, idx", params).fetchall()
+
+
+# -- checkpoints and offsets -------------------------------------------------------------
+
+
+def insert_checkpoint(conn: sqlite3.Connection, job_id: str, record: dict[str, Any]) -> None:
+    row = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM job_checkpoints WHERE job_id = ?",
+                       (job_id,)).fetchone()
+    conn.execute(
+        "INSERT INTO job_checkpoints (job_id, idx, t, path, epoch, step, metrics, best) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (job_id, row[0], record.get("t") or 0.0, str(record.get("path") or ""),
+         _int_or_none(record.get("epoch")), _int_or_none(record.get("step")),
+         orjson.dumps(record.get("metrics") or {}).decode(), 1 if record.get("best") else 0))
+
+
+def checkpoints(conn: sqlite3.Connection, job_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT idx, t, path, epoch, step, metrics, best FROM job_checkpoints "
+                        "WHERE job_id = ? ORDER BY idx", (job_id,)).fetchall()
+    return [{"index": r[0], "t": r[1], "path": r[2], "epoch": r[3], "step": r[4],
+             "metrics": orjson.loads(r[5]), "best": bool(r[6])} for r in rows]
+
+
+def get_offsets(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
+    rows = conn.execute("SELECT file, offset FROM job_offsets WHERE job_id = ?",
+                        (job_id,)).fetchall()
+    return {f: int(o) for f, o in rows}
+
+
+def set_offset(conn: sqlite3.Connection, job_id: str, file: str, offset: int) -> None:
+    conn.execute(
+        "INSERT INTO job_offsets (job_id, file, offset) VALUES (?, ?, ?) "
+        "ON CONFLICT(job_id, file) DO UPDATE SET offset = excluded.offset",
+        (job_id, file, offset))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None

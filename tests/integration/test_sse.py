@@ -243,3 +243,22 @@ def test_logs_topic_resumes_exactly_after_a_server_restart(tmp_path):
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+async def test_http10_client_gets_the_unchunked_fallback(api, jp_http_port, jp_base_url,
+                                                         jp_auth_header, http_server_client):
+    """Without chunked encoding the writer takes Tornado's own path; events still arrive."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+    request = (f"GET {jp_base_url}notebench/api/stream?topics=hardware HTTP/1.0\r\n"
+               f"Authorization: {jp_auth_header['Authorization']}\r\n\r\n")
+    writer.write(request.encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert b" 200 " in head.split(b"\r\n")[0]
+    assert b"chunked" not in head.lower()
+    await publish(api, topic="hardware", count=3, type="plain")
+    received = b""
+    while received.count(b"event: plain") < 3:
+        received += await asyncio.wait_for(reader.read(65536), 20)
+    assert b"\r\n" not in received.split(b"\n\n", 1)[1], "chunk framing leaked into the body"
+    writer.close()

@@ -31,7 +31,7 @@ _LAZY: dict[str, str] = {
 
 # submodules reachable as attributes (``notebench.assets.list(...)``) without importing them
 _SUBMODULES = (
-    "hardware", "assets", "client",
+    "hardware", "assets", "client", "jobs",
     "tracking", "control", "checkpoints", "models", "settings", "batch_size",
 )
 

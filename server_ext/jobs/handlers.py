@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import mimetypes
 import time
 from typing import Any
@@ -16,8 +17,11 @@ from ..handlers import NotebenchHandler
 from . import states
 from .logquery import query_from_args
 from .service import DEFAULT_MAX_POINTS, JOBS_TOPIC, MAX_PAGE, MAX_POINTS_LIMIT, job_topic
+from .store import SORT_KEYS
+from .sweeps import SWEEP_ID
 
 ID = r"([jr]-[0-9a-f]{12})"
+SID = f"({SWEEP_ID})"
 CHUNK = 1024 * 1024
 #: types a browser must never render from the server's origin
 _UNSAFE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml",
@@ -44,6 +48,31 @@ class JobsHandlerBase(NotebenchHandler):
             raise bad_request(f"{name} must be between {low:g} and {high:g}",
                               "invalid_parameter")
         return value
+
+    def bool_arg(self, name: str) -> bool | None:
+        raw = self.get_query_argument(name, None)
+        if raw in (None, ""):
+            return None
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise bad_request(f"{name} must be true or false", "invalid_parameter")
+
+    def time_arg(self, name: str) -> float | None:
+        """Seconds since the epoch, or an ISO 8601 date or time (naive: local time)."""
+        raw = self.get_query_argument(name, None)
+        if raw in (None, ""):
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+        try:
+            return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise bad_request(f"{name} must be seconds since the epoch or an ISO 8601 date",
+                              "invalid_parameter") from None
 
     def list_arg(self, name: str) -> list[str] | None:
         raw = self.get_query_argument(name, None)
@@ -87,11 +116,19 @@ class JobsHandler(JobsHandlerBase):
             raise bad_request("kind must be papermill or interactive", "invalid_parameter")
         limit = self.number_arg("limit", int, low=1, high=MAX_PAGE) or 100
         offset = self.number_arg("offset", int, low=0) or 0
+        sort = self.get_query_argument("sort", None) or "-created"
+        if sort.lstrip("-") not in SORT_KEYS:
+            raise bad_request(f"sort must be one of {', '.join(SORT_KEYS)} (a leading '-' "
+                              "for descending)", "invalid_parameter")
         self.write_json(await self.jobs.list_jobs(
             states_filter=wanted, tag=self.get_query_argument("tag", None) or None, kind=kind,
             template=self.get_query_argument("template", None) or None,
             parent_id=self.get_query_argument("parent_id", None) or None,
-            limit=limit, offset=offset))
+            limit=limit, offset=offset, starred=self.bool_arg("starred"),
+            sweep_id=self.get_query_argument("sweep_id", None) or None,
+            created_after=self.time_arg("created_after"),
+            created_before=self.time_arg("created_before"),
+            name_contains=self.get_query_argument("q", None) or None, sort=sort))
 
     async def post(self) -> None:
         self.require_writable()
@@ -101,10 +138,100 @@ class JobsHandler(JobsHandlerBase):
 
 
 class JobHandler(JobsHandlerBase):
-    """``GET lifecycle/jobs/{id}``."""
+    """``GET lifecycle/jobs/{id}``; ``PATCH`` (name, notes, starred, tags); ``DELETE`` (trash)."""
 
     async def get(self, job_id: str) -> None:
         self.write_json(await self.jobs.get_job(job_id))
+
+    async def patch(self, job_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.jobs.update_job(job_id, self.json_body()))
+
+    async def delete(self, job_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.jobs.delete_job(job_id))
+
+
+class RunsMetricsHandler(JobsHandlerBase):
+    """``GET lifecycle/jobs/metrics?ids=&names=&max_points=``: runs on one step axis."""
+
+    async def get(self) -> None:
+        max_points = self.number_arg("max_points", int, low=1, high=MAX_POINTS_LIMIT)
+        self.write_json(await self.jobs.runs_metrics(
+            self.list_arg("ids") or [], self.list_arg("names"),
+            max_points if max_points is not None else DEFAULT_MAX_POINTS))
+
+
+class CompareHandler(JobsHandlerBase):
+    """``GET lifecycle/jobs/compare?ids=&modes=loss:min,acc:max``: the compare table."""
+
+    async def get(self) -> None:
+        modes = {}
+        for item in self.list_arg("modes") or []:
+            name, _, mode = item.rpartition(":")
+            if not name or mode not in ("min", "max"):
+                raise bad_request("modes must be name:min or name:max, comma-separated",
+                                  "invalid_parameter")
+            modes[name] = mode
+        self.write_json(await self.jobs.compare(self.list_arg("ids") or [], modes or None))
+
+
+class SweepsHandler(JobsHandlerBase):
+    """``GET lifecycle/sweeps`` (newest first); ``POST`` submits one job per combination."""
+
+    execute_methods = frozenset({"POST"})
+
+    async def get(self) -> None:
+        limit = self.number_arg("limit", int, low=1, high=MAX_PAGE) or 100
+        offset = self.number_arg("offset", int, low=0) or 0
+        self.write_json(await self.jobs.list_sweeps(limit, offset))
+
+    async def post(self) -> None:
+        self.require_writable()
+        sweep = await self.jobs.submit_sweep(self.json_body())
+        self.set_header("Location", f"{self.request.path.rstrip('/')}/{sweep['id']}")
+        self.write_json(sweep, status=201)
+
+
+class SweepHandler(JobsHandlerBase):
+    """``GET lifecycle/sweeps/{id}``: the sweep, its jobs' ids and their compare table."""
+
+    async def get(self, sweep_id: str) -> None:
+        self.write_json(await self.jobs.get_sweep(sweep_id))
+
+
+class TrashHandler(JobsHandlerBase):
+    """``GET lifecycle/trash``: jobs in the trash, its disk use and retention."""
+
+    async def get(self) -> None:
+        self.write_json(await self.jobs.list_trash())
+
+
+class TrashPurgeHandler(JobsHandlerBase):
+    """``POST lifecycle/trash/purge``: ``{"older_than_days": N}`` (default: the retention)."""
+
+    async def post(self) -> None:
+        self.require_writable()
+        days = self.json_body().get("older_than_days")
+        if days is not None and (not isinstance(days, (int, float)) or isinstance(days, bool)):
+            raise bad_request("older_than_days must be a number", "invalid_parameter")
+        self.write_json(await self.jobs.purge_trash(days))
+
+
+class TrashRestoreHandler(JobsHandlerBase):
+    """``POST lifecycle/trash/{id}/restore``."""
+
+    async def post(self, job_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.jobs.restore_job(job_id))
+
+
+class TrashItemHandler(JobsHandlerBase):
+    """``DELETE lifecycle/trash/{id}``: purge one job for good."""
+
+    async def delete(self, job_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.jobs.purge_job(job_id))
 
 
 class ControlHandler(JobsHandlerBase):
@@ -249,6 +376,8 @@ def jobs_routes() -> list[tuple[str, type]]:
         (r"lifecycle/parameters", ParametersHandler),
         (r"lifecycle/jobs", JobsHandler),
         (r"lifecycle/jobs/stream", JobsStreamHandler),
+        (r"lifecycle/jobs/metrics", RunsMetricsHandler),
+        (r"lifecycle/jobs/compare", CompareHandler),
         (rf"lifecycle/jobs/{ID}", JobHandler),
         (rf"lifecycle/jobs/{ID}/stream", JobStreamHandler),
         (rf"lifecycle/jobs/{ID}/control", ControlHandler),
@@ -257,4 +386,10 @@ def jobs_routes() -> list[tuple[str, type]]:
         (rf"lifecycle/jobs/{ID}/output", OutputHandler),
         (rf"lifecycle/artifacts/{ID}", ArtifactsHandler),
         (rf"lifecycle/artifacts/{ID}/(.+)", ArtifactHandler),
+        (r"lifecycle/sweeps", SweepsHandler),
+        (rf"lifecycle/sweeps/{SID}", SweepHandler),
+        (r"lifecycle/trash", TrashHandler),
+        (r"lifecycle/trash/purge", TrashPurgeHandler),
+        (rf"lifecycle/trash/{ID}/restore", TrashRestoreHandler),
+        (rf"lifecycle/trash/{ID}", TrashItemHandler),
     ]

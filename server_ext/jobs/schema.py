@@ -74,4 +74,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, file)
     ) WITHOUT ROWID;
     """,
+    # 2: working with runs: notes, star, sweeps, clones, the trash, disk use
+    """
+    ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN starred INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN sweep_id TEXT;
+    ALTER TABLE jobs ADD COLUMN cloned_from TEXT;
+    ALTER TABLE jobs ADD COLUMN trashed_at REAL;
+    ALTER TABLE jobs ADD COLUMN disk_bytes INTEGER;
+    CREATE INDEX jobs_by_sweep ON jobs (sweep_id, created);
+    CREATE INDEX jobs_by_trashed ON jobs (trashed_at);
+    CREATE TABLE job_sweeps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created REAL NOT NULL,
+        spec TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
 ]

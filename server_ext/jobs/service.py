@@ -30,6 +30,7 @@ from ..errors import ApiError, bad_request, conflict, not_found
 from . import artifacts as files
 from . import states
 from . import store as jobstore
+from .compare import SeriesCache
 from .executor import Executor, LaunchSpec, LocalProcessExecutor
 from .jobdir import (
     CHECKPOINTS,
@@ -51,6 +52,7 @@ from .outcome import Ending, outcome
 from .params import ParameterError, check_values, coerce
 from .queue import Admission, Slots, Waiting, admit, position
 from .registration import register_outputs
+from .runs import RunsMixin, load_snippet
 from .submission import installed_packages, requested_resources, submission_options, write_job_dir
 from .tailer import Followed, Tailer
 from .templates import (
@@ -61,6 +63,7 @@ from .templates import (
     safe_child,
     template_path,
 )
+from .tidy import dir_size
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -119,7 +122,7 @@ class Active:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class JobService(LoggingConfigurable):
+class JobService(RunsMixin, LoggingConfigurable):
     """Training jobs: the queue, the executor, the tailer and the job rows."""
 
     cpu_slots = Int(1, help="Jobs that may run at once on the CPU (GPU jobs: one per GPU)."
@@ -158,6 +161,22 @@ class JobService(LoggingConfigurable):
     executor_class = Type(
         LocalProcessExecutor, klass=Executor, help="How jobs run (the runner interface)."
     ).tag(config=True)
+    retention_days = Float(
+        0.0, help="Finished, unstarred jobs that ended more than this many days ago go to the "
+        "trash (0: keep them all)."
+    ).tag(config=True)
+    trash_retention_days = Float(
+        30.0, help="Jobs in the trash longer than this many days are purged for good "
+        "(0: never automatically)."
+    ).tag(config=True)
+    retention_interval_seconds = Float(
+        3600.0, help="Seconds between applications of the retention settings (0: never)."
+    ).tag(config=True)
+    max_sweep_jobs = Int(256, help="The most jobs one sweep may create.").tag(config=True)
+    series_cache_points = Int(
+        5_000_000, help="Metric points kept in memory for comparing runs (about 17 bytes "
+        "each; least recently used series are dropped first)."
+    ).tag(config=True)
 
     services = Instance("notebench.server.services.Services", allow_none=True)
 
@@ -183,6 +202,10 @@ class JobService(LoggingConfigurable):
         self._background: set[asyncio.Task[Any]] = set()
         self.started = False
         self.last_activity: float | None = None
+        self.series_cache = SeriesCache(self.series_cache_points)
+        self._disk_checked = 0.0
+        self._disk_measured: dict[str, float] = {}
+        self._retention_checked = time.monotonic()
 
     # -- life cycle ---
 
@@ -332,11 +355,22 @@ class JobService(LoggingConfigurable):
     async def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Validate a request, snapshot the notebook and queue the job (400 on any problem)."""
         self._require_writable()
+        if body.get("from_job") is not None:
+            if body.get("notebook") is not None or body.get("template") is not None:
+                raise bad_request("name exactly one of 'notebook', 'template' or 'from_job'",
+                                  "invalid_request")
+            return await self.clone(body)
+        source, template = await self._source_of(body)
+        options = submission_options(body, self.default_timeout)
+        return await self._create(source, options, template=template)
+
+    async def _source_of(self, body: dict[str, Any]) -> tuple[NotebookSource, str | None]:
+        """The notebook a request names (``notebook`` or ``template``), validated."""
         notebook = body.get("notebook")
         template = body.get("template")
         if (notebook is None) == (template is None):
-            raise bad_request("name exactly one of 'notebook' (a path under the server root) "
-                              "or 'template'", "invalid_request")
+            raise bad_request("name exactly one of 'notebook' (a path under the server root), "
+                              "'template' or 'from_job'", "invalid_request")
         if notebook is not None and not isinstance(notebook, str):
             raise bad_request("'notebook' must be a path", "invalid_request")
         if template is not None and not isinstance(template, str):
@@ -351,12 +385,12 @@ class JobService(LoggingConfigurable):
                     raise bad_request(f"no such notebook: {notebook}", "unknown_notebook"
                                       ) from None
                 raise
-        options = submission_options(body, self.default_timeout)
-        return await self._create(source, options, template=template)
+        return source, template
 
     async def _create(self, source: NotebookSource, options: dict[str, Any], *,
                       template: str | None, parent: dict[str, Any] | None = None,
-                      resume_from: str | None = None) -> dict[str, Any]:
+                      resume_from: str | None = None, sweep_id: str | None = None,
+                      cloned_from: str | None = None) -> dict[str, Any]:
         if source.cell.problems:
             raise bad_request("the parameters cell cannot be used: "
                               + "; ".join(source.cell.problems), "invalid_notebook")
@@ -387,6 +421,7 @@ class JobService(LoggingConfigurable):
             "priority": options["priority"], "tags": options["tags"],
             "timeout": options["timeout"], "parent_id": parent["id"] if parent else None,
             "resume_from": resume_from, "created": now, "updated": now,
+            "sweep_id": sweep_id, "cloned_from": cloned_from,
         }
         packages = await self._package_list()
         await asyncio.to_thread(write_job_dir, job_dir, source.data, packages,
@@ -504,6 +539,8 @@ class JobService(LoggingConfigurable):
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
         row = await self.get_row(job_id)
+        if row["trashed_at"] is None and self._disk_stale(job_id, row["disk_bytes"]):
+            row["disk_bytes"] = await self._measure_disk(job_id, Path(row["job_dir"]))
         waiting = None
         if row["state"] == states.QUEUED:
             waiting = await self._waiting()
@@ -512,10 +549,11 @@ class JobService(LoggingConfigurable):
     async def list_jobs(self, *, states_filter: list[str] | None = None,
                         tag: str | None = None, kind: str | None = None,
                         template: str | None = None, parent_id: str | None = None,
-                        limit: int = 100, offset: int = 0) -> dict[str, Any]:
+                        limit: int = 100, offset: int = 0, **more: Any) -> dict[str, Any]:
+        """A page of jobs; ``more``: the other filters and ``sort`` of ``store.list_jobs``."""
         rows, total = await self.store.read(lambda conn: jobstore.list_jobs(
             conn, states=states_filter, tag=tag, kind=kind, template=template,
-            parent_id=parent_id, limit=limit, offset=offset))
+            parent_id=parent_id, limit=limit, offset=offset, **more))
         waiting = await self._waiting() if any(
             r["state"] == states.QUEUED for r in rows) else None
         return {"jobs": [self._public(r, waiting) for r in rows], "total": total,
@@ -537,6 +575,7 @@ class JobService(LoggingConfigurable):
         step, total = progress.get("step"), progress.get("total_steps")
         if isinstance(step, int) and isinstance(total, int) and total > 0:
             progress["fraction_steps"] = round(min(1.0, step / total), 4)
+        progress.update(self._eta(job_id, progress, row["state"]))
         usage = None
         monitoring = self.services.monitoring if self.services else None
         if monitoring is not None and hasattr(monitoring, "job_usage"):
@@ -563,6 +602,11 @@ class JobService(LoggingConfigurable):
             "stop_requested": row["stop_requested"],
             "queue_position": (position(waiting, job_id) if waiting is not None
                                and row["state"] == states.QUEUED else None),
+            "notes": row["notes"], "starred": bool(row["starred"]),
+            "sweep_id": row["sweep_id"], "cloned_from": row["cloned_from"],
+            "trashed_at": row["trashed_at"], "disk_bytes": row["disk_bytes"],
+            "load_snippet": (load_snippet(job_id) if row["model"]
+                             or row["state"] in (states.SUCCEEDED, states.STOPPED) else None),
         }
 
     def _workspace_relative(self, path: Path) -> str:
@@ -722,11 +766,7 @@ class JobService(LoggingConfigurable):
         if parent["kind"] != "papermill":
             raise conflict("an interactive run cannot be restarted", "invalid_transition",
                            state=parent["state"], action="restart")
-        parent_dir = Path(parent["job_dir"])
-        snapshot = parent_dir / NOTEBOOK
-        source = await asyncio.to_thread(read_notebook, snapshot, parent["notebook_path"] or
-                                         NOTEBOOK)
-        source.display_path = parent["notebook_path"] or NOTEBOOK
+        source = await self._clone_source(parent, "restarted")
         overrides = body.get("parameters") or {}
         if not isinstance(overrides, dict):
             raise bad_request("'parameters' must be an object", "invalid_parameters")
@@ -956,8 +996,11 @@ class JobService(LoggingConfigurable):
                 self._spawn(self._finalize(job_id))
                 continue
             self._check_clock(active, followed)
+            self._note_rate(active, followed)
         if self._schedule_wanted:
             await self._schedule()
+        await self._refresh_disk()
+        await self._retention_tick()
 
     def _liveness(self, ids: list[str]) -> dict[str, bool]:
         out = {}
@@ -1056,6 +1099,7 @@ class JobService(LoggingConfigurable):
             "segment_start": None, "final_metrics": latest, "latest_metrics": latest,
             "artifact_count": len(listing), "exit_code": exit_code,
             "last_metric_active": active.clock.at_last_metric,
+            "disk_bytes": await asyncio.to_thread(dir_size, job_dir),
         }
         if followed is not None:
             fields["progress"] = dict(followed.progress)

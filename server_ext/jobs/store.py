@@ -22,8 +22,13 @@ COLUMNS = (
     "tags", "timeout", "parent_id", "resume_from", "created", "started", "ended", "updated",
     "active_seconds", "segment_start", "boot_id", "last_metric_active", "progress",
     "latest_metrics", "error", "processes", "stop_requested", "artifact_count", "model",
-    "final_metrics", "exit_code",
+    "final_metrics", "exit_code", "notes", "starred", "sweep_id", "cloned_from", "trashed_at",
+    "disk_bytes",
 )
+#: ``sort=`` keys of the job list -> their column
+SORT_KEYS = {"created": "created", "started": "started", "ended": "ended", "name": "name",
+             "state": "state", "duration": "active_seconds", "disk": "disk_bytes",
+             "starred": "starred", "updated": "updated", "priority": "priority"}
 
 
 def _encode(field: str, value: Any) -> Any:
@@ -76,10 +81,17 @@ def jobs_in_states(conn: sqlite3.Connection, states: Iterable[str]) -> list[dict
 
 def list_jobs(conn: sqlite3.Connection, *, states: list[str] | None = None,
               tag: str | None = None, kind: str | None = None, template: str | None = None,
-              parent_id: str | None = None, limit: int = 100,
-              offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Newest first; returns the page and the total number of matches."""
-    where: list[str] = []
+              parent_id: str | None = None, limit: int = 100, offset: int = 0,
+              starred: bool | None = None, sweep_id: str | None = None,
+              created_after: float | None = None, created_before: float | None = None,
+              name_contains: str | None = None, sort: str = "-created",
+              trashed: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """A page of jobs (newest first unless ``sort`` says otherwise) and the number of matches.
+
+    ``sort`` is a key of ``SORT_KEYS``, ``-`` in front for descending. Jobs in the trash
+    are listed only with ``trashed=True`` (and then only they).
+    """
+    where: list[str] = ["trashed_at IS NOT NULL" if trashed else "trashed_at IS NULL"]
     params: list[Any] = []
     if states:
         where.append(f"state IN ({','.join('?' * len(states))})")
@@ -96,12 +108,96 @@ def list_jobs(conn: sqlite3.Connection, *, states: list[str] | None = None,
     if parent_id is not None:
         where.append("parent_id = ?")
         params.append(parent_id)
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    if starred is not None:
+        where.append("starred = ?")
+        params.append(1 if starred else 0)
+    if sweep_id is not None:
+        where.append("sweep_id = ?")
+        params.append(sweep_id)
+    if created_after is not None:
+        where.append("created >= ?")
+        params.append(created_after)
+    if created_before is not None:
+        where.append("created < ?")
+        params.append(created_before)
+    if name_contains:
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("name LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    descending = sort.startswith("-")
+    column = SORT_KEYS[sort.lstrip("-")]
+    direction = "DESC" if descending else "ASC"
+    # NULLs (a queued job's start, an unmeasured disk use) go last either way
+    order = (f"{column} IS NULL, {column} {direction}, created {direction}, "
+             f"rowid {direction}")
+    clause = " WHERE " + " AND ".join(where)
     total = conn.execute(f"SELECT COUNT(*) FROM jobs{clause}", params).fetchone()[0]
     rows = conn.execute(
-        f"SELECT rowid AS seq, * FROM jobs{clause} ORDER BY created DESC, rowid DESC "
+        f"SELECT rowid AS seq, * FROM jobs{clause} ORDER BY {order} "
         "LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
     return [_decode(r) for r in rows], int(total)
+
+
+def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Id -> row of the jobs that exist among ``ids``."""
+    if not ids:
+        return {}
+    rows = conn.execute(f"SELECT rowid AS seq, * FROM jobs WHERE id IN "
+                        f"({','.join('?' * len(ids))})", ids).fetchall()
+    return {r["id"]: _decode(r) for r in rows}
+
+
+def delete_job_rows(conn: sqlite3.Connection, job_id: str) -> None:
+    """Forget a job for good: its row, points, checkpoints and offsets."""
+    for table in ("job_metrics", "job_checkpoints", "job_offsets"):
+        conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+# -- sweeps -------------------------------------------------------------------------------
+
+
+def insert_sweep(conn: sqlite3.Connection, sweep: dict[str, Any]) -> None:
+    conn.execute("INSERT INTO job_sweeps (id, name, created, spec) VALUES (?, ?, ?, ?)",
+                 (sweep["id"], sweep["name"], sweep["created"],
+                  orjson.dumps(sweep["spec"]).decode()))
+
+
+def get_sweep(conn: sqlite3.Connection, sweep_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT id, name, created, spec FROM job_sweeps WHERE id = ?",
+                       (sweep_id,)).fetchone()
+    if row is None:
+        return None
+    return {"id": row[0], "name": row[1], "created": row[2], "spec": orjson.loads(row[3])}
+
+
+def list_sweeps(conn: sqlite3.Connection, limit: int, offset: int
+                ) -> tuple[list[dict[str, Any]], int]:
+    total = conn.execute("SELECT COUNT(*) FROM job_sweeps").fetchone()[0]
+    rows = conn.execute("SELECT id, name, created, spec FROM job_sweeps ORDER BY created DESC, "
+                        "id LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+    return [{"id": r[0], "name": r[1], "created": r[2], "spec": orjson.loads(r[3])}
+            for r in rows], int(total)
+
+
+def sweep_states(conn: sqlite3.Connection, sweep_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Sweep -> state -> number of its jobs (trashed ones left out)."""
+    if not sweep_ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT sweep_id, state, COUNT(*) FROM jobs WHERE sweep_id IN "
+        f"({','.join('?' * len(sweep_ids))}) AND trashed_at IS NULL GROUP BY sweep_id, state",
+        sweep_ids).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for sweep_id, state, count in rows:
+        out.setdefault(sweep_id, {})[state] = int(count)
+    return out
+
+
+def sweep_job_ids(conn: sqlite3.Connection, sweep_id: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM jobs WHERE sweep_id = ? AND trashed_at IS NULL ORDER BY created, rowid",
+        (sweep_id,)).fetchall()]
 
 
 def template_durations(conn: sqlite3.Connection) -> dict[str, tuple[float, int]]:
@@ -153,6 +249,15 @@ def metric_series(conn: sqlite3.Connection, job_id: str, name: str, *, axis: str
     series = SqlSeries(f"job_metrics WHERE {where}", params, x=x)
     count = conn.execute(f"SELECT COUNT(*) FROM job_metrics WHERE {where}", params).fetchone()[0]
     return downsample_sql(conn, series, max_points, integer=axis == "step"), int(count)
+
+
+def metric_rows_after(conn: sqlite3.Connection, job_id: str, name: str, after_idx: int
+                      ) -> list[tuple[int, int, float | None, str | None]]:
+    """(idx, step-or-idx, value, special) of one series after ``after_idx``, in order."""
+    return conn.execute(
+        "SELECT idx, COALESCE(step, idx), value, special FROM job_metrics "
+        "WHERE job_id = ? AND name = ? AND idx > ? ORDER BY idx",
+        (job_id, name, after_idx)).fetchall()
 
 
 def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None = None,

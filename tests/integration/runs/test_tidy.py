@@ -1,0 +1,107 @@
+"""Tidying runs: edit, sort and filter, delete to the trash, restore, purge, retention."""
+
+from __future__ import annotations
+
+import time
+
+LOOP = """
+import time
+import notebench
+notebench.report(step=0, loss=1.0)
+while not notebench.should_stop() and not quick:
+    time.sleep(0.05)
+"""
+
+
+async def test_edit_sort_and_filter(jobs_api, write_notebook, api):
+    path = write_notebook("tidy", [LOOP], "quick: bool = True")
+    first = await jobs_api.submit(path, name="bbb")
+    second = await jobs_api.submit(path, name="aaa")
+    await jobs_api.wait(first["id"])
+    await jobs_api.wait(second["id"])
+    response = await api("PATCH", f"lifecycle/jobs/{first['id']}",
+                         {"name": "zzz", "notes": "the good one", "starred": True,
+                          "tags": ["keep", "best"]})
+    assert response.status == 200, response.body
+    edited = response.body
+    assert (edited["name"], edited["notes"], edited["starred"], edited["tags"]) == (
+        "zzz", "the good one", True, ["keep", "best"])
+    bad = await api("PATCH", f"lifecycle/jobs/{first['id']}", {"state": "failed"})
+    assert bad.status == 400
+    bad = await api("PATCH", f"lifecycle/jobs/{first['id']}", {"starred": "yes"})
+    assert bad.status == 400
+
+    async def ids(**params: str) -> list[str]:
+        response = await api("GET", "lifecycle/jobs", params=params)
+        assert response.status == 200, response.body
+        return [j["id"] for j in response.body["jobs"]]
+
+    assert await ids(starred="true") == [first["id"]]
+    assert await ids(starred="false") == [second["id"]]
+    assert await ids(tag="best") == [first["id"]]
+    assert await ids(state="succeeded", sort="name") == [second["id"], first["id"]]
+    assert await ids(sort="-name") == [first["id"], second["id"]]
+    assert await ids(sort="created") == [first["id"], second["id"]]
+    assert await ids(q="zz") == [first["id"]]
+    assert await ids(created_after=str(second["created"])) == [second["id"]]
+    assert await ids(created_before="2000-01-01") == []
+    assert set(await ids(sort="-disk")) == {first["id"], second["id"]}
+
+
+async def test_delete_refuses_a_running_job_then_trash_restore_purge(
+        jobs_api, write_notebook, api, services):
+    path = write_notebook("trash", [LOOP], "quick: bool = False")
+    job = await jobs_api.submit(path)
+    await jobs_api.wait(job["id"], "running")
+    refused = await api("DELETE", f"lifecycle/jobs/{job['id']}")
+    assert refused.status == 409 and refused.body["error"]["code"] == "job_active"
+    await jobs_api.control(job["id"], "stop")
+    done = await jobs_api.wait(job["id"])
+    assert done["state"] == "stopped"
+    before = await jobs_api.metrics(job["id"])
+    job_dir = services.workspace.path / done["job_dir"]
+    assert job_dir.is_dir()
+
+    deleted = await api("DELETE", f"lifecycle/jobs/{job['id']}")
+    assert deleted.status == 200, deleted.body
+    assert deleted.body["trashed_at"] is not None
+    assert not job_dir.exists()
+    assert (job_dir.parent / ".trash" / job["id"] / "output.ipynb").is_file()
+    assert (await api("GET", "lifecycle/jobs")).body["total"] == 0
+    again = await api("DELETE", f"lifecycle/jobs/{job['id']}")
+    assert again.status == 404
+    trash = (await api("GET", "lifecycle/trash")).body
+    assert [j["id"] for j in trash["items"]] == [job["id"]]
+    assert trash["usage"]["jobs"] == 1 and trash["usage"]["bytes"] > 0
+    restart = await jobs_api.control(job["id"], "restart", expect=409)
+    assert restart["error"]["code"] == "in_trash"
+
+    restored = await api("POST", f"lifecycle/trash/{job['id']}/restore")
+    assert restored.status == 200, restored.body
+    assert restored.body["trashed_at"] is None and restored.body["state"] == "stopped"
+    assert (job_dir / "output.ipynb").is_file()
+    assert [j["id"] for j in (await api("GET", "lifecycle/jobs")).body["jobs"]] == [job["id"]]
+    assert (await api("GET", "lifecycle/trash")).body["items"] == []
+    assert await jobs_api.metrics(job["id"]) == before  # its points came back with it
+
+    assert (await api("DELETE", f"lifecycle/jobs/{job['id']}")).status == 200
+    purged = await api("DELETE", f"lifecycle/trash/{job['id']}")
+    assert purged.status == 200 and purged.body["purged"] is True
+    assert not (job_dir.parent / ".trash" / job["id"]).exists()
+    assert (await api("GET", f"lifecycle/jobs/{job['id']}")).status == 404
+
+
+async def test_retention_trashes_old_unstarred_runs(jobs_api, write_notebook, api, services):
+    path = write_notebook("keep", [LOOP], "quick: bool = True")
+    kept = await jobs_api.submit(path)
+    old = await jobs_api.submit(path)
+    for job in (kept, old):
+        await jobs_api.wait(job["id"])
+    await api("PATCH", f"lifecycle/jobs/{kept['id']}", {"starred": True})
+    time.sleep(0.05)
+    result = await services.jobs.apply_retention(days=0.01 / 86400, trash_days=0)
+    assert result == {"trashed": [old["id"]], "purged": []}
+    assert [j["id"] for j in (await api("GET", "lifecycle/jobs")).body["jobs"]] == [kept["id"]]
+    purge = await api("POST", "lifecycle/trash/purge", {"older_than_days": 0})
+    assert purge.status == 200 and purge.body["purged"] == [old["id"]]
+    assert (await api("GET", "lifecycle/trash")).body["items"] == []

@@ -41,6 +41,10 @@ def run(job_dir: Path) -> int:
     # grammar for about 4 s on a small machine; nbformat never validates IRIs, so a
     # job does not pay that at every start.
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    # papermill first: importing it loads the engines of its entry points, ours included;
+    # importing our engine first would make that a circular import
+    import papermill
+
     from .engine import LineSafeHandler, Recorder, process_record, use_recorder
 
     recorder = Recorder(job_dir)
@@ -50,7 +54,6 @@ def run(job_dir: Path) -> int:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
-    import papermill
     from nbclient.exceptions import DeadKernelError
     from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -201,7 +201,7 @@ class Store:
                 conn.execute("ROLLBACK TO item")
                 conn.execute("RELEASE item")
                 if future is not None:
-                    future.set_exception(exc)
+                    _settle(future, exc=exc)
                 else:
                     log.error("store write failed: %s", exc)
                 continue
@@ -218,7 +218,7 @@ class Store:
         self.last_commit_at = time.time()
         for result, future, on_done in results:
             if future is not None:
-                future.set_result(result)
+                _settle(future, result)
             if on_done is not None:
                 try:
                     on_done(result)
@@ -229,8 +229,17 @@ class Store:
         self.last_write_error = str(exc)
         log.error("store commit failed: %s", exc)
         for _fn, future, _on_done in batch:
-            if future is not None and not future.done():
-                future.set_exception(exc)
+            if future is not None:
+                _settle(future, exc=exc)
+
+
+def _settle(future: Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Resolve a caller's future, unless the caller gave up on it (cancelled)."""
+    with contextlib.suppress(InvalidStateError):
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
 
 def _apply(conn: sqlite3.Connection, name: str, migrations: list[str], version: int) -> None:

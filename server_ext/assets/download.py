@@ -1,0 +1,233 @@
+"""Serving an asset: the response plan (status, headers, ranges) and the chunk reader.
+
+Not Tornado's ``StaticFileHandler``: it resolves with ``abspath`` (links lead out of the
+root) and hashes whole files on the loop for its ETag. Here the file is opened without
+following links, the ETag is the stored sha256 (only while size and mtime still match
+what was hashed; otherwise none is sent and the file is queued for hashing again), and
+reads run in a thread, one chunk ahead of the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import stat
+import urllib.parse
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError, not_found
+from .paths import open_beneath
+from .schema import own_link
+
+if TYPE_CHECKING:
+    from .registry import AssetRegistry
+
+CHUNK = 1 << 20
+MAX_RANGES = 16
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+@dataclass
+class DownloadPlan:
+    status: int
+    headers: dict[str, str]
+    fd: int | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)  # [start, end)
+    boundary: str | None = None
+    size: int = 0
+    part_type: str = "application/octet-stream"
+    error: ApiError | None = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
+    """Byte ranges ``[start, end)`` of a ``Range`` header; None to ignore it.
+
+    Raises ``RangeNotSatisfiable`` when the header is malformed or no range fits.
+    """
+    unit, sep, spec = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    ranges: list[tuple[int, int]] = []
+    for part in spec.split(","):
+        first, dash, last = part.strip().partition("-")
+        first, last = first.strip(), last.strip()
+        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
+            raise RangeNotSatisfiable
+        if not first:
+            if not last:
+                raise RangeNotSatisfiable
+            length = int(last)
+            if length == 0:
+                continue
+            ranges.append((max(0, size - length), size))
+            continue
+        start = int(first)
+        if last and int(last) < start:
+            raise RangeNotSatisfiable
+        if start >= size:
+            continue
+        end = min(int(last) + 1, size) if last else size
+        ranges.append((start, end))
+    if not ranges or len(ranges) > MAX_RANGES:
+        raise RangeNotSatisfiable
+    ranges.sort()
+    merged = [ranges[0]]
+    for start, end in ranges[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266/5987)."""
+    fallback = "".join(
+        c if 32 <= ord(c) < 127 and c not in '"\\;%' else "_" for c in name
+    ) or "download"
+    return (f'attachment; filename="{fallback}"; '
+            f"filename*=UTF-8''{urllib.parse.quote(name, safe='')}")
+
+
+def _etag_matches(header: str | None, etag: str | None) -> bool:
+    if not header or etag is None:
+        return False
+    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+async def plan_download(registry: AssetRegistry, asset_id: str,
+                        request_headers: Mapping[str, str]) -> DownloadPlan:
+    row = await registry._row(asset_id)
+    if row["state"] != "present":
+        raise not_found("the asset is in the trash" if row["state"] == "trashed"
+                        else "the asset's file is missing")
+    if row["kind"] != "file":
+        raise ApiError(400, "is_directory", "a folder asset is not downloaded as one file; "
+                                            "download its files (see its manifest)")
+    category = registry.category(row["category"])
+    fd = await asyncio.to_thread(open_beneath, category.path, PurePosixPath(row["rel_path"]))
+    plan = DownloadPlan(200, {}, fd)
+    try:
+        await _fill(plan, registry, row, request_headers)
+    except BaseException:
+        plan.close()
+        raise
+    return plan
+
+
+async def _fill(plan: DownloadPlan, registry: AssetRegistry, row: Any,
+                request_headers: Mapping[str, str]) -> None:
+    assert plan.fd is not None
+    st = os.fstat(plan.fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise not_found("the asset's file is missing")
+    if st.st_nlink > 1 and not await registry.store.read(
+            lambda conn: own_link(conn, st.st_dev, st.st_ino, st.st_nlink)):
+        raise ApiError(403, "hard_link_refused",
+                       "the file has other hard links (they may lead outside the root)")
+    size = plan.size = st.st_size
+    fresh = row["sha256"] is not None and row["size"] == size and row["mtime_ns"] == \
+        st.st_mtime_ns
+    if not fresh and not registry.read_only:
+        await registry.write(lambda conn: conn.execute(
+            "UPDATE assets SET size = ?, mtime_ns = ?, sha256 = NULL WHERE id = ?",
+            (size, st.st_mtime_ns, row["id"])))
+        registry.hasher.wake()
+    etag = f'"{row["sha256"]}"' if fresh else None
+    media_type = row["media_type"] or "application/octet-stream"
+    headers = plan.headers
+    headers.update({
+        "Content-Type": media_type,
+        "Content-Disposition": content_disposition(row["name"]),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-cache",
+        "Last-Modified": formatdate(st.st_mtime, usegmt=True),
+    })
+    if etag is not None:
+        headers["ETag"] = etag
+    if _etag_matches(request_headers.get("If-None-Match"), etag):
+        plan.status = 304
+        return
+    range_header = request_headers.get("Range")
+    if_range = request_headers.get("If-Range")
+    if range_header and if_range is not None and if_range.strip() != (etag or ""):
+        range_header = None  # the client's copy is stale: send everything
+    ranges = None
+    if range_header:
+        try:
+            ranges = parse_ranges(range_header, size)
+        except RangeNotSatisfiable:
+            plan.status = 416
+            headers["Content-Range"] = f"bytes */{size}"
+            headers["Content-Type"] = "application/json"
+            plan.error = ApiError(416, "range_not_satisfiable",
+                                  f"no requested range fits the {size} bytes of the file")
+            return
+    if ranges is None:
+        plan.ranges = [(0, size)] if size else []
+        headers["Content-Length"] = str(size)
+        return
+    plan.status = 206
+    plan.ranges = ranges
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        return
+    plan.boundary = secrets.token_hex(12)
+    headers["Content-Type"] = f"multipart/byteranges; boundary={plan.boundary}"
+    total = sum(len(_part_head(plan, media_type, s, e)) + (e - s) + 2 for s, e in ranges)
+    headers["Content-Length"] = str(total + len(_closing(plan)))
+    plan.part_type = media_type
+
+
+def _part_head(plan: DownloadPlan, media_type: str, start: int, end: int) -> bytes:
+    return (f"--{plan.boundary}\r\nContent-Type: {media_type}\r\n"
+            f"Content-Range: bytes {start}-{end - 1}/{plan.size}\r\n\r\n").encode()
+
+
+def _closing(plan: DownloadPlan) -> bytes:
+    return f"--{plan.boundary}--\r\n".encode()
+
+
+async def read_chunks(plan: DownloadPlan) -> AsyncIterator[bytes]:
+    """The body: each range read in a thread one chunk ahead (multipart framing added)."""
+    assert plan.fd is not None
+    fd = plan.fd
+    media_type = plan.part_type
+    for start, end in plan.ranges:
+        if plan.boundary is not None:
+            yield _part_head(plan, media_type, start, end)
+        position = start
+        pending = asyncio.ensure_future(
+            asyncio.to_thread(os.pread, fd, min(CHUNK, end - position), position))
+        while pending is not None:
+            data = await pending
+            if not data:
+                raise OSError("the file shrank while it was being sent")
+            position += len(data)
+            pending = (asyncio.ensure_future(asyncio.to_thread(
+                os.pread, fd, min(CHUNK, end - position), position)) if position < end else None)
+            yield data
+        if plan.boundary is not None:
+            yield b"\r\n"
+    if plan.boundary is not None:
+        yield _closing(plan)

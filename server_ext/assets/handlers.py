@@ -1,0 +1,555 @@
+"""Routes of the assets capability: parse, call ``services.assets``, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import errno
+import secrets
+import time
+import urllib.parse
+from typing import Any
+
+import orjson
+from tornado import iostream
+from tornado.web import stream_request_body
+
+from ..errors import ApiError, bad_request
+from ..handlers import NotebenchHandler
+from .download import DownloadPlan, plan_download, read_chunks
+from .fields import check_metadata, check_tags
+from .multipart import MultipartStream, boundary_of
+from .paths import check_name
+from .registry import ID_PATTERN, AssetRegistry
+from .roots import Category
+from .sink import FileSink, too_large
+from .sniff import detect, extension_allowed, unsupported_type
+from .uploads import STREAM_PREFIX, UPLOAD_ID_PATTERN, check_digest, digest_mismatch
+
+MULTIPART_SLACK = 1024 * 1024  # form overhead allowed beyond the file's limit
+NAME_HEADER = "X-Asset-Name"
+DIGEST_HEADER = "X-Content-SHA256"
+OFFSET_HEADER = "Upload-Offset"
+
+
+class AssetsHandler(NotebenchHandler):
+    auth_area = "assets"
+
+    @property
+    def assets(self) -> AssetRegistry:
+        return self.services.assets
+
+    def raw_argument(self, name: str) -> str | None:
+        """A query argument decoded once (UTF-8), not stripped, control characters kept."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request(f"the {name} argument is not UTF-8", "invalid_name") from None
+
+    def flag(self, name: str) -> bool:
+        value = (self.raw_argument(name) or "").lower()
+        return value in ("1", "true", "yes", "on")
+
+    def body_object(self) -> dict[str, Any]:
+        return self.json_body()
+
+
+def _declared_length(handler: NotebenchHandler) -> int | None:
+    raw = handler.request.headers.get("Content-Length")
+    if raw is None:
+        return None
+    try:
+        length = int(raw)
+    except ValueError:
+        raise bad_request("invalid Content-Length") from None
+    if length < 0:
+        raise bad_request("invalid Content-Length")
+    return length
+
+
+def _tune_connection(handler: NotebenchHandler, max_body: int, chunk: int) -> None:
+    """Raise this request's body limit; read the body in larger chunks (this connection)."""
+    connection = handler.request.connection
+    connection.set_max_body_size(max_body)  # type: ignore[union-attr]
+    params = getattr(connection, "params", None)
+    if params is not None and chunk and getattr(params, "chunk_size", chunk) != chunk:
+        params = copy.copy(params)  # the server's object is shared by every connection
+        params.chunk_size = chunk
+        connection.params = params  # type: ignore[union-attr]
+    stream = getattr(connection, "stream", None)
+    if stream is not None and chunk and getattr(stream, "read_chunk_size", 0) < chunk:
+        stream.read_chunk_size = chunk  # bytes per recv() of this socket
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    """Run a clean-up after the request (a reference is kept until it is done)."""
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def _storage_error(exc: OSError) -> ApiError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ApiError(507, "insufficient_storage", "the disk is full")
+    return ApiError(500, "write_failed", "the file could not be written")
+
+
+class _StreamedBody(AssetsHandler):
+    """Shared by streamed uploads: a sink, its clean-up whatever way the request ends.
+
+    While the body arrives the handler is in ``assets.streams`` with the time of its
+    last chunk; the registry closes connections idle longer than ``upload_idle_timeout``.
+    """
+
+    sink: FileSink | None = None
+    receiving = False
+    failed = False
+    committed = False
+    last_activity = 0.0
+
+    def start_receiving(self) -> None:
+        self.receiving = True
+        self.last_activity = time.monotonic()
+        self.assets.streams.add(self)
+
+    def stop_receiving(self) -> None:
+        self.receiving = False
+        self.assets.streams.discard(self)
+
+    def close_idle(self) -> None:
+        """Called by the registry's watchdog: the client stopped sending."""
+        connection = self.request.connection
+        stream = getattr(connection, "stream", None)
+        if stream is not None:
+            stream.close()
+
+    async def abort_with(self, error: ApiError) -> None:
+        """Answer now (413/415/...), drop what was written; Tornado then closes the socket."""
+        self.failed = True
+        await self.discard()
+        if not self._finished:
+            self.send_error(error.status, exc_info=(type(error), error, None))
+
+    async def discard(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None and not self.committed:
+            await sink.close(remove=True)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self.receiving:
+            self.stop_receiving()
+            _spawn(self.connection_lost())
+
+    async def connection_lost(self) -> None:
+        await self.discard()
+
+    def on_finish(self) -> None:
+        self.stop_receiving()
+        if self.sink is not None and not self.committed:
+            _spawn(self.discard())
+
+
+@stream_request_body
+class UploadHandler(_StreamedBody):
+    """``POST assets/upload/{category}``: one file, raw or multipart, streamed to disk.
+
+    Everything that can be checked without the body is checked in ``prepare()`` (which
+    Tornado runs before reading it): authentication and authorization (the base class),
+    the category, the name, the type by extension, a free name and a declared
+    ``Content-Length`` over the limit (413). Only then is the body limit raised.
+    """
+
+    category: Category
+    name: str | None = None
+    form: MultipartStream | None = None
+    expected: str | None = None
+    overwrite = False
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "POST":
+            return  # Tornado answers 405
+        self.require_writable()
+        assets = self.assets
+        self.category = assets.category(self.path_args[0])
+        limit = self.category.max_bytes
+        self.overwrite = self.flag("overwrite")
+        self.expected = check_digest(self.raw_argument("sha256")
+                                     or self.request.headers.get(DIGEST_HEADER))
+        boundary = boundary_of(self.request.headers.get("Content-Type", ""))
+        declared = _declared_length(self)
+        allowance = limit + (MULTIPART_SLACK if boundary else 0)
+        if declared is not None and declared > allowance:
+            raise too_large(limit)
+        raw_name = self.raw_argument("name")
+        if raw_name is None and NAME_HEADER in self.request.headers:
+            try:
+                raw_name = urllib.parse.unquote(self.request.headers[NAME_HEADER],
+                                                errors="strict")
+            except UnicodeDecodeError:
+                raise bad_request("the name header is not UTF-8", "invalid_name") from None
+        if raw_name is not None:
+            await self.start_file(raw_name)
+        elif boundary is None:
+            raise bad_request("name the file: ?name=, the X-Asset-Name header or a "
+                              "multipart/form-data body", "invalid_name")
+        if boundary is not None:
+            self.form = MultipartStream(boundary)
+        _tune_connection(self, allowance + MULTIPART_SLACK, assets.upload_read_chunk_bytes)
+        self.start_receiving()
+
+    async def start_file(self, raw_name: str) -> None:
+        """Check the name, refuse taken names early, open the temp file."""
+        assets = self.assets
+        name = check_name(raw_name, allow_hidden=assets.hidden_allowed)
+        category = self.category
+        if not extension_allowed(name, category.types):
+            raise unsupported_type("this kind of file is not allowed here")
+        await assets.check_free(category, name, self.overwrite)
+        self.name = name
+        temp = assets.tmp_dir(category) / f"{STREAM_PREFIX}{secrets.token_hex(12)}.part"
+
+        def check(head: bytes, complete: bool) -> Any:
+            return detect(name, head, complete, category.types)
+
+        sink = FileSink(temp, limit=category.max_bytes, type_check=check,
+                        batch_bytes=assets.upload_batch_bytes)
+        await sink.open()
+        self.sink = sink
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.failed or self._finished:
+            return
+        self.last_activity = time.monotonic()
+        try:
+            if self.form is None:
+                assert self.sink is not None
+                await self.sink.feed(chunk)
+                return
+            pieces = self.form.feed(chunk)
+            if self.sink is None and self.form.file_started:
+                await self.start_file(self.form.filename or "")
+            for piece in pieces:
+                assert self.sink is not None
+                await self.sink.feed(piece)
+        except ApiError as exc:
+            await self.abort_with(exc)
+        except OSError as exc:
+            await self.abort_with(_storage_error(exc))
+
+    async def post(self, category: str) -> None:
+        self.stop_receiving()
+        if self.failed or self._finished:
+            return
+        try:
+            await self.commit()
+        finally:
+            await self.discard()
+
+    async def commit(self) -> None:
+        if self.form is not None:
+            self.form.finish()
+            fields = self.form.fields
+            self.expected = self.expected or check_digest(fields.get("sha256"))
+            if fields.get("overwrite", "").lower() in ("1", "true", "yes", "on"):
+                self.overwrite = True
+        sink = self.sink
+        if sink is None or self.name is None:
+            raise bad_request("the form has no file part", "invalid_multipart")
+        try:
+            digest = await sink.finish()
+        except OSError as exc:
+            raise _storage_error(exc) from None
+        assert digest is not None and sink.sniffed is not None
+        if self.expected and digest != self.expected:
+            raise digest_mismatch(self.expected, digest)
+        tags = check_tags(_tag_list(self.raw_argument("tags")))
+        asset = await self.assets.place_file(
+            self.category, self.name, sink.path, sha256=digest, size=sink.size,
+            sniffed=sink.sniffed, overwrite=self.overwrite, source="upload", tags=tags,
+            metadata={})
+        self.committed = True
+        self.sink = None
+        self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
+        self.write_json(asset, status=201)
+
+
+def _tag_list(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    return [t for t in raw.split(",") if t.strip()]
+
+
+class UploadsHandler(AssetsHandler):
+    """``POST assets/uploads``: start a resumable upload."""
+
+    async def post(self) -> None:
+        self.require_writable()
+        status = await self.assets.uploads.create(self.body_object())
+        self.set_header(OFFSET_HEADER, "0")
+        self.set_header("Location",
+                        f"{self.base_url}notebench/api/assets/uploads/{status['id']}")
+        self.write_json(status, status=201)
+
+
+@stream_request_body
+class UploadSessionHandler(_StreamedBody):
+    """``HEAD``/``GET`` (offset reached), ``PATCH`` (a chunk at an offset), ``DELETE``."""
+
+    uid = ""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "PATCH":
+            return
+        self.require_writable()
+        self.uid = self.path_args[0]
+        raw = self.request.headers.get(OFFSET_HEADER) or self.raw_argument("offset")
+        try:
+            offset = int(raw or "")
+        except ValueError:
+            raise bad_request(f"send the chunk's offset ({OFFSET_HEADER} header or "
+                              "?offset=)", "invalid_offset") from None
+        if offset < 0:
+            raise bad_request("the offset must not be negative", "invalid_offset")
+        status = await self.assets.uploads.status(self.uid)
+        declared = _declared_length(self)
+        remaining = status["size"] - offset
+        if declared is not None and declared > max(remaining, 0):
+            raise too_large(status["size"])
+        self.sink, _ = await self.assets.uploads.open_chunk(self.uid, offset)
+        _tune_connection(self, max(remaining, 0) + MULTIPART_SLACK,
+                         self.assets.upload_read_chunk_bytes)
+        self.start_receiving()
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.failed or self._finished or self.sink is None:
+            return
+        self.last_activity = time.monotonic()
+        try:
+            await self.sink.feed(chunk)
+        except ApiError as exc:
+            await self.refuse_chunk(exc)
+        except OSError as exc:
+            await self.refuse_chunk(_storage_error(exc))
+
+    async def refuse_chunk(self, error: ApiError) -> None:
+        self.failed = True
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            if error.status == 415:
+                await self.assets.uploads.fail_chunk(self.uid, sink)
+            else:
+                await self.assets.uploads.close_chunk(self.uid, sink)
+        if not self._finished:
+            self.send_error(error.status, exc_info=(type(error), error, None))
+
+    async def discard(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            await self.assets.uploads.close_chunk(self.uid, sink)
+
+    async def patch(self, uid: str) -> None:
+        self.stop_receiving()
+        if self.failed or self._finished:
+            return
+        sink, self.sink = self.sink, None
+        assert sink is not None
+        try:
+            status = await self.assets.uploads.close_chunk(uid, sink)
+        except OSError as exc:
+            raise _storage_error(exc) from None
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.write_json(status)
+
+    async def head(self, uid: str) -> None:
+        status = await self.assets.uploads.status(uid)
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.set_header("Upload-Length", str(status["size"]))
+        self.set_header("Cache-Control", "no-store")
+        self.finish()
+
+    async def get(self, uid: str) -> None:
+        status = await self.assets.uploads.status(uid)
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(status)
+
+    async def delete(self, uid: str) -> None:
+        self.require_writable()
+        await self.assets.uploads.abort(uid)
+        self.write_json({"id": uid, "state": "aborted"})
+
+
+class UploadCompleteHandler(AssetsHandler):
+    """``POST assets/uploads/{uid}/complete``: verify size, digest and type; register."""
+
+    async def post(self, uid: str) -> None:
+        self.require_writable()
+        asset = await self.assets.uploads.complete(uid)
+        self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
+        self.write_json(asset, status=201)
+
+
+class DownloadHandler(AssetsHandler):
+    """``GET assets/download/{id}``: streamed, Range, ETag = the stored sha256."""
+
+    async def get(self, asset_id: str) -> None:
+        await self.serve(asset_id, body=True)
+
+    async def head(self, asset_id: str) -> None:
+        await self.serve(asset_id, body=False)
+
+    async def serve(self, asset_id: str, *, body: bool) -> None:
+        plan: DownloadPlan = await plan_download(self.assets, asset_id, self.request.headers)
+        try:
+            self.set_status(plan.status)
+            for key, value in plan.headers.items():
+                self.set_header(key, value)
+            content_type = plan.headers.get("Content-Type", "application/octet-stream")
+            if plan.error is not None:  # 416: keep Content-Range (send_error would clear it)
+                self.finish(orjson.dumps(plan.error.body()), set_content_type=content_type)
+                return
+            if plan.status == 304 or not body:
+                self.finish(set_content_type=content_type)
+                return
+            async for piece in read_chunks(plan):
+                self.write(piece)
+                try:
+                    await self.flush()
+                except iostream.StreamClosedError:
+                    return
+            self.finish(set_content_type=content_type)
+        finally:
+            plan.close()
+
+    def compute_etag(self) -> None:
+        return None  # ours is the stored sha256, set explicitly (never a hash of the body)
+
+
+class RootsHandler(AssetsHandler):
+    """``GET assets/roots``: the categories with usage and free space."""
+
+    async def get(self) -> None:
+        self.write_json(await self.assets.roots_info())
+
+
+class ListHandler(AssetsHandler):
+    """``GET assets/list/{category}``: reconciled with the disk, paginated, filtered."""
+
+    async def get(self, category: str) -> None:
+        args = {key: self.raw_argument(key) for key in
+                ("limit", "cursor", "sort", "name", "type", "tag", "state")}
+        self.write_json(await self.assets.list_assets(category, args))
+
+
+class RegisterHandler(AssetsHandler):
+    """``POST assets/register``: a file or folder already inside a root."""
+
+    async def post(self) -> None:
+        self.require_writable()
+        body = self.body_object()
+        path = body.get("path")
+        if not isinstance(path, str):
+            raise bad_request("path (relative to the category's root) is required",
+                              "invalid_path")
+        asset = await self.assets.register(
+            str(body.get("category", "")), path, tags=check_tags(body.get("tags")),
+            metadata=check_metadata(body.get("metadata")))
+        self.write_json(asset)
+
+
+class ImportHandler(AssetsHandler):
+    """``POST assets/import``: copy from a configured import folder into a root."""
+
+    async def post(self) -> None:
+        self.require_writable()
+        asset = await self.assets.import_asset(self.body_object())
+        self.write_json(asset, status=201)
+
+
+class AssetHandler(AssetsHandler):
+    """``GET``/``PATCH``/``DELETE assets/{id}`` (delete moves it to the trash)."""
+
+    async def get(self, asset_id: str) -> None:
+        self.write_json(await self.assets.get(asset_id, manifest=self.flag("manifest")))
+
+    async def patch(self, asset_id: str) -> None:
+        self.require_writable()
+        body = self.body_object()
+        unknown = set(body) - {"tags", "metadata"}
+        if unknown:
+            raise bad_request(f"only tags and metadata can change (not {sorted(unknown)})")
+        self.write_json(await self.assets.update(asset_id, tags=body.get("tags"),
+                                                 metadata=body.get("metadata")))
+
+    async def delete(self, asset_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.assets.delete(asset_id))
+
+
+class TrashHandler(AssetsHandler):
+    """``GET assets/trash``."""
+
+    async def get(self) -> None:
+        self.write_json(await self.assets.list_trash(self.raw_argument("category")))
+
+
+class TrashPurgeHandler(AssetsHandler):
+    """``POST assets/trash/purge``: by age (default: the retention)."""
+
+    async def post(self) -> None:
+        self.require_writable()
+        body = self.body_object()
+        days = body.get("older_than_days")
+        if days is not None and (not isinstance(days, (int, float)) or isinstance(days, bool)):
+            raise bad_request("older_than_days must be a number")
+        category = body.get("category")
+        if category is not None and not isinstance(category, str):
+            raise bad_request("category must be a string")
+        self.write_json(await self.assets.purge_trash(older_than_days=days, category=category))
+
+
+class TrashRestoreHandler(AssetsHandler):
+    """``POST assets/trash/{id}/restore`` (refuses to overwrite)."""
+
+    async def post(self, asset_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.assets.restore(asset_id))
+
+
+class TrashItemHandler(AssetsHandler):
+    """``DELETE assets/trash/{id}``: purge one."""
+
+    async def delete(self, asset_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.assets.purge(asset_id))
+
+
+def asset_routes() -> list[tuple[str, type]]:
+    aid = f"({ID_PATTERN})"
+    uid = f"({UPLOAD_ID_PATTERN})"
+    return [
+        (r"assets/roots", RootsHandler),
+        (r"assets/list/([^/]+)", ListHandler),
+        (r"assets/upload/([^/]+)", UploadHandler),
+        (r"assets/uploads", UploadsHandler),
+        (rf"assets/uploads/{uid}", UploadSessionHandler),
+        (rf"assets/uploads/{uid}/complete", UploadCompleteHandler),
+        (rf"assets/download/{aid}", DownloadHandler),
+        (r"assets/register", RegisterHandler),
+        (r"assets/import", ImportHandler),
+        (r"assets/trash", TrashHandler),
+        (r"assets/trash/purge", TrashPurgeHandler),
+        (rf"assets/trash/{aid}/restore", TrashRestoreHandler),
+        (rf"assets/trash/{aid}", TrashItemHandler),
+        (rf"assets/{aid}", AssetHandler),
+    ]
+

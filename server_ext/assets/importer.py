@@ -1,0 +1,119 @@
+"""``POST assets/import``: copy a file or folder from a configured import folder into a root.
+
+The source is opened without following links (``open_beneath``), hashed while copied to
+a temp file in the root's temp folder, fsynced, type-checked, then placed like an
+upload. A folder is copied file by file the same way; links and foreign hard links in
+it are refused. These helpers run in a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import ApiError
+from .hashing import LinkCheck
+from .paths import RESERVED, open_beneath
+from .sniff import HEAD_BYTES
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Copied:
+    sha256: str
+    size: int
+    head: bytes
+
+
+def _refuse_links(st: os.stat_result, link_ok: LinkCheck) -> None:
+    if st.st_nlink > 1 and not link_ok(st.st_dev, st.st_ino, st.st_nlink):
+        raise ApiError(403, "hard_link_refused",
+                       "the file has other hard links (they may lead outside the folder)")
+
+
+def copy_fd(src_fd: int, dst: Path, limit: int) -> Copied:
+    """Copy an open file to a new ``dst``, hashing; fsync; 413 past ``limit``."""
+    hasher = hashlib.sha256()
+    size = 0
+    head = b""
+    out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        while True:
+            chunk = os.read(src_fd, CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", "the file is larger than this category "
+                                                 f"allows ({limit} bytes)", max_bytes=limit)
+            if len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
+            hasher.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view):]
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dst)
+        raise
+    os.close(out)
+    return Copied(hasher.hexdigest(), size, head)
+
+
+def copy_file(base: Path, rel: PurePosixPath, dst: Path, *, limit: int,
+              link_ok: LinkCheck) -> Copied:
+    fd = open_beneath(base, rel)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ApiError(400, "not_a_file", "the path is not a regular file")
+        _refuse_links(st, link_ok)
+        if st.st_size > limit:
+            raise ApiError(413, "too_large", "the file is larger than this category "
+                                             f"allows ({limit} bytes)", max_bytes=limit)
+        return copy_fd(fd, dst, limit)
+    finally:
+        os.close(fd)
+
+
+def copy_tree(src: Path, dst: Path, *, limit: int, allow_hidden: bool,
+              link_ok: LinkCheck) -> int:
+    """Copy a folder (regular files and folders only) to a new ``dst``; total bytes."""
+    total = 0
+    os.mkdir(dst)
+    try:
+        pending = [PurePosixPath()]
+        while pending:
+            rel_dir = pending.pop()
+            with os.scandir(src / rel_dir) as entries:
+                for entry in entries:
+                    if entry.name in RESERVED or (entry.name.startswith(".")
+                                                  and not allow_hidden):
+                        continue
+                    rel = rel_dir / entry.name
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode):
+                        raise ApiError(400, "link_refused",
+                                       f"the folder contains a symbolic link: {rel}")
+                    if stat.S_ISDIR(st.st_mode):
+                        os.mkdir(dst / rel)
+                        pending.append(rel)
+                    elif stat.S_ISREG(st.st_mode):
+                        _refuse_links(st, link_ok)
+                        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                        try:
+                            total += copy_fd(fd, dst / rel, limit - total).size
+                        finally:
+                            os.close(fd)
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    return total

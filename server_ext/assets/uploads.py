@@ -1,0 +1,297 @@
+"""Resumable uploads (an offset protocol), and clearing what a crash left behind.
+
+``POST assets/uploads`` records the name, size and digest and creates an empty part file
+in the root's temp folder; each ``PATCH`` appends a chunk at the offset the client says
+(it must equal the offset reached, else 409 with the right one); ``HEAD`` tells the
+offset; ``complete`` checks size, digest and type, then places the file like a
+single-shot upload. The offset is recorded only after an fsync, so after a crash the
+part file is cut back to it. The running sha256 is kept in memory between chunks; after
+a restart it is computed from the part file at completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..errors import ApiError, bad_request, conflict, not_found
+from .fields import check_metadata, check_tags
+from .paths import check_name
+from .sink import FileSink, too_large
+from .sniff import HEAD_BYTES, detect, extension_allowed, unsupported_type
+
+if TYPE_CHECKING:
+    from .registry import AssetRegistry
+
+UPLOAD_ID_PATTERN = r"[0-9a-f]{32}"
+_UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+STREAM_PREFIX = "up-"
+RESUMABLE_PREFIX = "res-"
+IMPORT_PREFIX = "imp-"
+
+
+def check_digest(value: Any) -> str | None:
+    """A client-sent sha256 (hex, any case), or None; 400 when malformed."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _SHA256.fullmatch(value.strip().lower()):
+        raise bad_request("sha256 must be 64 hexadecimal digits", "invalid_digest")
+    return value.strip().lower()
+
+
+def digest_mismatch(expected: str, got: str) -> ApiError:
+    return bad_request("the content does not match the sha256 sent", "digest_mismatch",
+                       expected=expected, received=got)
+
+
+class ResumableUploads:
+    """The ``asset_uploads`` rows, their part files and running hashes."""
+
+    def __init__(self, registry: AssetRegistry) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self._hashers: dict[str, tuple[int, Any]] = {}
+        self._active: set[str] = set()
+
+    # -- records -----------------------------------------------------------------------------
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        registry = self.registry
+        cat = registry.category(str(body.get("category", "")))
+        name = check_name(body.get("name", ""), allow_hidden=registry.hidden_allowed)
+        size = body.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise bad_request("size must be a non-negative integer")
+        if size > cat.max_bytes:
+            raise too_large(cat.max_bytes)
+        if not extension_allowed(name, cat.types):
+            raise unsupported_type("this kind of file is not allowed here")
+        digest = check_digest(body.get("sha256"))
+        overwrite = bool(body.get("overwrite", False))
+        tags = check_tags(body.get("tags"))
+        metadata = check_metadata(body.get("metadata"))
+        await registry.check_free(cat, name, overwrite)
+        uid = secrets.token_hex(16)
+        part = registry.tmp_dir(cat) / f"{RESUMABLE_PREFIX}{uid}.part"
+        await asyncio.to_thread(_create_empty, part)
+        now = time.time()
+        await self.registry.write(lambda conn: conn.execute(
+            "INSERT INTO asset_uploads (id, category, name, size, sha256, received, overwrite, "
+            "tags, metadata, part_path, created, updated) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, "
+            "?, ?)",
+            (uid, cat.name, name, size, digest, int(overwrite), orjson.dumps(tags).decode(),
+             orjson.dumps(metadata).decode(), str(part), now, now)))
+        self._hashers[uid] = (0, hashlib.sha256())
+        return await self.status(uid)
+
+    async def _row(self, uid: str) -> Any:
+        if not _UPLOAD_ID.fullmatch(uid or ""):
+            raise not_found("no such upload")
+        row = await self.store.read(lambda conn: conn.execute(
+            "SELECT * FROM asset_uploads WHERE id = ?", (uid,)).fetchone())
+        if row is None:
+            raise not_found("no such upload (finished, aborted or expired)")
+        return row
+
+    async def status(self, uid: str) -> dict[str, Any]:
+        row = await self._row(uid)
+        return self._public(row)
+
+    def _public(self, row: Any) -> dict[str, Any]:
+        expiry = self.registry.upload_expiry_hours * 3600
+        return {"id": row["id"], "category": row["category"], "name": row["name"],
+                "size": row["size"], "offset": row["received"], "sha256": row["sha256"],
+                "overwrite": bool(row["overwrite"]), "created": row["created"],
+                "updated": row["updated"], "expires": row["updated"] + expiry}
+
+    # -- chunks ------------------------------------------------------------------------------
+
+    async def open_chunk(self, uid: str, offset: int) -> tuple[FileSink, Any]:
+        """Start a chunk at ``offset``: the sink to stream into (the upload is held busy)."""
+        row = await self._row(uid)
+        if uid in self._active:
+            raise conflict("another request is sending to this upload", "upload_busy")
+        if offset != row["received"]:
+            raise conflict(f"the upload is at offset {row['received']}", "offset_mismatch",
+                           offset=row["received"])
+        cat = self.registry.category(row["category"])
+        cached = self._hashers.get(uid)
+        hasher = cached[1] if cached is not None and cached[0] == offset else None
+        check = None
+        if offset == 0:
+            name = row["name"]
+
+            def check(head: bytes, complete: bool) -> Any:
+                return detect(name, head, complete, cat.types)
+
+        sink = FileSink(Path(row["part_path"]), limit=row["size"], type_check=check,
+                        batch_bytes=self.registry.upload_batch_bytes, offset=offset,
+                        hasher=hasher if hasher is not None else
+                        (hashlib.sha256() if offset == 0 else None))
+        if sink.hasher is None:
+            self._hashers.pop(uid, None)
+        self._active.add(uid)
+        try:
+            await sink.open(create=False)
+        except OSError:
+            self._active.discard(uid)
+            raise not_found("the upload's data is gone") from None
+        return sink, row
+
+    async def close_chunk(self, uid: str, sink: FileSink) -> dict[str, Any]:
+        """End a chunk (complete or cut off): fsync, record the offset reached, release."""
+        try:
+            await sink.sync()
+            await sink.close(remove=False)
+            reached = sink.written
+            if sink.hasher is not None:
+                self._hashers[uid] = (reached, sink.hasher)
+            now = time.time()
+            await self.registry.write(lambda conn: conn.execute(
+                "UPDATE asset_uploads SET received = ?, updated = ? WHERE id = ?",
+                (reached, now, uid)))
+        finally:
+            self._active.discard(uid)
+        return await self.status(uid)
+
+    async def fail_chunk(self, uid: str, sink: FileSink) -> None:
+        """A chunk refused (type, size): the upload is dropped with its data."""
+        await sink.close(remove=False)
+        self._active.discard(uid)
+        await self.abort(uid)
+
+    # -- end ---------------------------------------------------------------------------------
+
+    async def complete(self, uid: str) -> dict[str, Any]:
+        row = await self._row(uid)
+        if uid in self._active:
+            raise conflict("a chunk is still being received", "upload_busy")
+        if row["received"] != row["size"]:
+            raise conflict(f"the upload has {row['received']} of {row['size']} bytes",
+                           "incomplete", offset=row["received"])
+        registry = self.registry
+        cat = registry.category(row["category"])
+        part = Path(row["part_path"])
+        self._active.add(uid)
+        try:
+            cached = self._hashers.get(uid)
+            if cached is not None and cached[0] == row["size"]:
+                digest = cached[1].copy().hexdigest()
+                head = await asyncio.to_thread(_head, part)
+            else:
+                digest, head = await asyncio.to_thread(_hash_part, part)
+            if row["sha256"] and row["sha256"] != digest:
+                await self._drop(uid, part)
+                raise digest_mismatch(row["sha256"], digest)
+            try:
+                sniffed = detect(row["name"], head, row["size"] <= len(head), cat.types)
+            except ApiError:
+                await self._drop(uid, part)
+                raise
+            asset = await registry.place_file(
+                cat, row["name"], part, sha256=digest, size=row["size"], sniffed=sniffed,
+                overwrite=bool(row["overwrite"]), source="upload",
+                tags=orjson.loads(row["tags"]),
+                metadata=check_metadata(orjson.loads(row["metadata"])))
+            await self.registry.write(lambda conn: conn.execute(
+                "DELETE FROM asset_uploads WHERE id = ?", (uid,)))
+            self._hashers.pop(uid, None)
+            return asset
+        finally:
+            self._active.discard(uid)
+
+    async def abort(self, uid: str) -> None:
+        row = await self._row(uid)
+        if uid in self._active:
+            raise conflict("a chunk is still being received", "upload_busy")
+        await self._drop(uid, Path(row["part_path"]))
+
+    async def _drop(self, uid: str, part: Path) -> None:
+        await self.registry.write(lambda conn: conn.execute(
+            "DELETE FROM asset_uploads WHERE id = ?", (uid,)))
+        self._hashers.pop(uid, None)
+        await asyncio.to_thread(_unlink, part)
+
+    async def expire(self) -> list[str]:
+        """Delete uploads untouched for ``upload_expiry_hours``."""
+        cutoff = time.time() - self.registry.upload_expiry_hours * 3600
+        rows = await self.store.read(lambda conn: conn.execute(
+            "SELECT id, part_path FROM asset_uploads WHERE updated < ?", (cutoff,)).fetchall())
+        expired = []
+        for row in rows:
+            if row["id"] in self._active:
+                continue
+            await self._drop(row["id"], Path(row["part_path"]))
+            expired.append(row["id"])
+        return expired
+
+    async def recover(self) -> None:
+        """At start: remove temp files a crash left; cut resumable parts to their offsets."""
+        rows = await self.store.read(lambda conn: conn.execute(
+            "SELECT id, part_path, received FROM asset_uploads").fetchall())
+        known = {row["part_path"]: row for row in rows}
+        gone: list[str] = []
+        for cat in self.registry.categories.values():
+            tmp = self.registry.tmp_dir(cat)
+            await asyncio.to_thread(_clear_tmp, tmp, known)
+        for row in rows:
+            if not await asyncio.to_thread(os.path.isfile, row["part_path"]):
+                gone.append(row["id"])
+        if gone:
+            await self.registry.write(lambda conn: conn.executemany(
+                "DELETE FROM asset_uploads WHERE id = ?", [(uid,) for uid in gone]))
+
+
+def _create_empty(path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(HEAD_BYTES)
+
+
+def _hash_part(path: Path) -> tuple[str, bytes]:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+        hasher.update(head)
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest(), head
+
+
+def _clear_tmp(tmp: Path, known: dict[str, Any]) -> None:
+    import shutil
+
+    if not tmp.is_dir():
+        return
+    for entry in os.scandir(tmp):
+        path = os.path.join(tmp, entry.name)
+        row = known.get(path)
+        if row is not None:
+            with contextlib.suppress(OSError):
+                if os.path.getsize(path) > row["received"]:
+                    os.truncate(path, row["received"])
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _unlink(Path(path))

@@ -1,0 +1,422 @@
+"""Asset transfer benchmark: notebench upload/download vs ``cp``+``sync`` and the contents API.
+
+    python tests/benchmarks/bench_assets.py [--size-mib 1024] [--repeats 3]
+        [--chunk-sizes 65536,1048576] [--contents-repeats 1] [--files 100000]
+        [--skip-contents] [--skip-listing]
+
+One notebench server subprocess per Tornado read-chunk size (``--chunk-sizes``, set with
+``c.AssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
+same disk as the server's root. Measured, medians of ``--repeats`` runs:
+
+- sha256 of the file in this process (reference);
+- ``cp`` then ``sync <copy>`` of the same file (the disk's honest write speed), run right
+  before each upload so both meet the disk in the same state;
+- notebench raw upload (``POST assets/upload/artifacts``, the body sent with ``sendfile``,
+  its sha256 checked by the server, fsync on), per chunk size;
+- notebench download (``GET assets/download/{id}``) and jupyter_server's ``/files/``
+  download of the same file, read into a reused buffer;
+- jupyter_server's contents API upload the way JupyterLab does it (1 MiB base64 JSON
+  chunks, ``PUT /api/contents/<path>``), ``--contents-repeats`` runs;
+- the server's peak RSS growth over notebench uploads and downloads (sampled every 20 ms)
+  and its worst event-loop lag during notebench's transfers (``_test/loop_lag``; the lag
+  during ``/files/`` downloads is printed apart);
+- ``--files`` files dropped into ``datasets/`` by hand, found by the scanner and hashed in
+  the background, then ``GET assets/list/datasets`` first pages (default sort; by size;
+  with a name filter), median and worst of 20.
+
+Goals (the issue): upload >= 50 % of cp+sync and >= 6x the contents API, download >= 4x
+``/files/``, RSS growth < 64 MiB, first page of 100,000 files < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from tests.benchmarks._common import (  # noqa: E402
+    api,
+    fmt,
+    log,
+    machine_summary,
+    print_table,
+    running_server,
+    wait_until,
+)
+
+MIB = 1024 * 1024
+BLOCK = MIB
+GOALS = {"upload_vs_cp": 0.5, "upload_vs_contents": 6.0, "download_vs_files": 4.0,
+         "rss_mib": 64.0, "first_page_ms": 100.0}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def make_file(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            block = os.urandom(min(64 * MIB, left))
+            digest.update(block)
+            out.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def sha256_speed(path: Path) -> float:
+    start = time.perf_counter()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(4 * MIB), b""):
+            digest.update(block)
+    return path.stat().st_size / MIB / (time.perf_counter() - start)
+
+
+def cp_sync(src: Path, dst: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(["cp", str(src), str(dst)], check=True)
+    subprocess.run(["sync", str(dst)], check=True)
+    elapsed = time.perf_counter() - start
+    dst.unlink()
+    return src.stat().st_size / MIB / elapsed
+
+
+def host_port(server: Any) -> tuple[str, int]:
+    return "127.0.0.1", server.port
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, body
+
+
+def upload(server: Any, src: Path, name: str, digest: str) -> tuple[float, dict[str, Any]]:
+    """Raw streamed upload (body by sendfile); MiB/s and the asset."""
+    size = src.stat().st_size
+    head = (f"POST {server.base_url}notebench/api/assets/upload/artifacts?name={name} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nAuthorization: token {server.token}\r\n"
+            f"Content-Type: application/octet-stream\r\nX-Content-SHA256: {digest}\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    with socket.create_connection(host_port(server)) as sock, src.open("rb") as handle:
+        start = time.perf_counter()
+        sock.sendall(head)
+        sock.sendfile(handle)
+        status, body = read_response(sock)
+        elapsed = time.perf_counter() - start
+    if status != 201:
+        raise RuntimeError(f"upload failed: {status} {body[:300]!r}")
+    return size / MIB / elapsed, json.loads(body)
+
+
+def download(server: Any, path: str, expected: int, headers: dict[str, str] | None = None
+             ) -> float:
+    conn = http.client.HTTPConnection(*host_port(server), timeout=120)
+    buffer = bytearray(BLOCK)
+    try:
+        start = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": f"token {server.token}",
+                                           **(headers or {})})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status} {response.read(300)!r}")
+        got = 0
+        while True:
+            count = response.readinto(buffer)
+            if not count:
+                break
+            got += count
+        elapsed = time.perf_counter() - start
+    finally:
+        conn.close()
+    if got != expected:
+        raise RuntimeError(f"GET {path}: {got} of {expected} bytes")
+    return expected / MIB / elapsed
+
+
+def contents_upload(server: Any, src: Path, rel: str) -> float:
+    """JupyterLab's chunked upload: PUT /api/contents/<path>, 1 MiB base64 chunks."""
+    size = src.stat().st_size
+    conn = http.client.HTTPConnection(*host_port(server), timeout=300)
+    name = rel.rsplit("/", 1)[-1]
+    url = f"{server.base_url}api/contents/{rel}"
+    headers = {"Authorization": f"token {server.token}", "Content-Type": "application/json"}
+    start = time.perf_counter()
+    with src.open("rb") as handle:
+        index = 1
+        sent = 0
+        while sent < size:
+            block = handle.read(BLOCK)
+            sent += len(block)
+            chunk = -1 if sent >= size else index
+            body = json.dumps({"type": "file", "format": "base64", "chunk": chunk,
+                               "content": base64.b64encode(block).decode(), "name": name,
+                               "path": rel})
+            conn.request("PUT", url, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status not in (200, 201):
+                raise RuntimeError(f"contents PUT chunk {index}: {response.status}")
+            index += 1
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return size / MIB / elapsed
+
+
+class RssSampler:
+    """Peak RSS of a process, sampled in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.baseline = self.process.memory_info().rss
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.baseline) / MIB
+
+
+def forget(server: Any, asset_id: str) -> None:
+    """Delete an asset and purge it from the trash (frees the disk between runs)."""
+    api(server, "DELETE", f"assets/{asset_id}")
+    api(server, "DELETE", f"assets/trash/{asset_id}")
+
+
+def loop_lag(server: Any) -> float:
+    status, body = api(server, "GET", "_test/loop_lag")
+    return body["worst_lag_ms"] if status == 200 else float("nan")
+
+
+# -- the phases ------------------------------------------------------------------------------
+
+
+def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
+              results: dict[str, Any], first: bool) -> None:
+    extra = [f"--AssetRegistry.upload_read_chunk_bytes={chunk}",
+             f"--AssetRegistry.max_upload_bytes={src.stat().st_size * 2}"]
+    with running_server(extra) as server:
+        pid = server.proc.pid
+        size = src.stat().st_size
+        ups: list[float] = []
+        downs: list[float] = []
+        files: list[float] = []
+        loop_lag(server)  # start the monitor
+        time.sleep(0.5)
+        loop_lag(server)
+        lags: list[float] = []  # worst loop lag during notebench's own transfers
+        files_lags: list[float] = []  # ... and during jupyter_server's /files/ downloads
+        with RssSampler(pid) as rss:
+            for run in range(args.repeats):
+                # cp+sync right before each upload: the disk is compared in the same state
+                results["cp_runs"].append(cp_sync(src, src.with_name("copy.bin")))
+                loop_lag(server)
+                speed, asset = upload(server, src, f"bench-{run}.bin", digest)
+                ups.append(speed)
+                log(f"chunk {chunk}: upload {run + 1}/{args.repeats}: {speed:.0f} MiB/s")
+                if asset["sha256"] != digest:
+                    raise RuntimeError("the server's sha256 differs")
+                if first:
+                    path = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
+                    downs.append(download(server, path, size))
+                    lags.append(loop_lag(server))
+                    files_path = f"{server.base_url}files/notebench/artifacts/bench-{run}.bin"
+                    files.append(download(server, files_path, size))
+                    files_lags.append(loop_lag(server))
+                    log(f"download {downs[-1]:.0f} MiB/s, /files/ {files[-1]:.0f} MiB/s")
+                else:
+                    lags.append(loop_lag(server))
+                forget(server, asset["id"])
+        results["upload"][chunk] = statistics.median(ups)
+        results["rss"][chunk] = rss.growth_mib
+        results["lag"][chunk] = max(lags)
+        if files_lags:
+            results["files_lag"] = max(files_lags)
+        if first:
+            results["download"] = statistics.median(downs)
+            results["files"] = statistics.median(files)
+            if not args.skip_contents:
+                speeds = []
+                for run in range(args.contents_repeats):
+                    rel = f"contents-{run}.bin"
+                    speeds.append(contents_upload(server, src, rel))
+                    log(f"contents API upload {run + 1}: {speeds[-1]:.1f} MiB/s")
+                    (server.root_dir / rel).unlink(missing_ok=True)
+                results["contents"] = statistics.median(speeds)
+
+
+def listing(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    with running_server(["--AssetRegistry.scan_interval=0"]) as server:
+        root = server.root_dir / "notebench" / "datasets" / "bench100k"
+        folders = max(1, args.files // 1000)
+        log(f"creating {args.files:,} files in {folders} folders")
+        start = time.perf_counter()
+        made = 0
+        for folder_index in range(folders):
+            folder = root / f"d{folder_index:03d}"
+            folder.mkdir(parents=True)
+            for _ in range(args.files // folders):
+                (folder / f"f{made:06d}.csv").write_bytes(b"x,y\n%d,%d\n" % (made, made * 2))
+                made += 1
+        log(f"created in {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        status, page = api(server, "GET", "assets/list/datasets?limit=100", timeout=600)
+        results["scan_first_list_s"] = time.perf_counter() - start
+        results["scan_reconciled"] = page.get("reconciled") if status == 200 else None
+
+        def settled() -> bool:
+            _, roots = api(server, "GET", "assets/roots")
+            datasets = next(r for r in roots["roots"] if r["category"] == "datasets")
+            api(server, "GET", "assets/list/datasets?limit=1")  # lets a cut scan go on
+            return datasets["files"] >= made and datasets["pending_hash"] == 0
+
+        start = time.perf_counter()
+        if not wait_until(settled, timeout=1800, interval=1.0):
+            raise RuntimeError("the found files were not all hashed in time")
+        results["hash_all_s"] = time.perf_counter() - start
+        log(f"scanned and hashed {made:,} files")
+        middle = f"d{folders // 2:03d}/"
+        for label, query in (("first page", "limit=100"), ("by size", "limit=100&sort=-size"),
+                             ("name filter", f"limit=100&name={middle}")):
+            times = []
+            for _ in range(20):
+                start = time.perf_counter()
+                status, page = api(server, "GET", f"assets/list/datasets?{query}")
+                times.append((time.perf_counter() - start) * 1000)
+                assert status == 200 and page["items"], page
+            results["listing"][label] = (statistics.median(times), max(times))
+        results["files_listed"] = made
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--chunk-sizes", default="65536,1048576")
+    parser.add_argument("--contents-repeats", type=int, default=1)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--skip-contents", action="store_true")
+    parser.add_argument("--skip-listing", action="store_true")
+    parser.add_argument("--skip-transfers", action="store_true")
+    args = parser.parse_args()
+    chunks = [int(c) for c in args.chunk_sizes.split(",") if c]
+    log(machine_summary())
+    results: dict[str, Any] = {"upload": {}, "rss": {}, "lag": {}, "listing": {},
+                               "cp_runs": []}
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"notebench-bench-assets-{os.getpid()}"
+    work.mkdir(parents=True)
+    try:
+        if not args.skip_transfers:
+            src = work / "source.bin"
+            size = args.size_mib * MIB
+            log(f"writing a {args.size_mib} MiB random file")
+            digest = make_file(src, size)
+            results["sha256"] = statistics.median(sha256_speed(src) for _ in range(3))
+            log(f"sha256 {results['sha256']:.0f} MiB/s")
+            for index, chunk in enumerate(chunks):
+                transfers(args, chunk, src, digest, results, first=index == 0)
+            results["cp_sync"] = statistics.median(results["cp_runs"])
+            log("cp+sync runs: " + ", ".join(f"{v:.0f}" for v in results["cp_runs"]))
+            src.unlink()
+        if not args.skip_listing:
+            listing(args, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, results)
+    return 0
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    rows = []
+    if results.get("upload"):
+        cp = results["cp_sync"]
+        contents = results.get("contents")
+        rows.append(["sha256 (this process)", fmt(results["sha256"]), "-", "-"])
+        rows.append(["cp + sync", fmt(cp), "-", "-"])
+        for chunk, speed in results["upload"].items():
+            rows.append([f"notebench upload, read chunk {chunk // 1024} KiB", fmt(speed),
+                         f"{speed / cp:.2f}x cp+sync (goal >= {GOALS['upload_vs_cp']})",
+                         f"{speed / contents:.1f}x contents (goal >= "
+                         f"{GOALS['upload_vs_contents']})" if contents else "-"])
+        if contents:
+            rows.append(["contents API upload (1 MiB base64)", fmt(contents), "-", "-"])
+        rows.append(["notebench download", fmt(results["download"]),
+                     f"{results['download'] / results['files']:.1f}x /files/ (goal >= "
+                     f"{GOALS['download_vs_files']})", "-"])
+        rows.append(["/files/ download", fmt(results["files"]), "-", "-"])
+        print_table(["transfer", "MiB/s", "ratio", "ratio"], rows,
+                    title=f"Transfers of a {args.size_mib} MiB file (median of {args.repeats})")
+        print_table(["read chunk", "server RSS growth MiB (goal < 64)", "worst loop lag ms"],
+                    [[f"{c // 1024} KiB", fmt(results["rss"][c]), fmt(results["lag"][c])]
+                     for c in results["upload"]], title="Server during notebench transfers")
+        if "files_lag" in results:
+            print(f"worst loop lag during jupyter_server's /files/ downloads: "
+                  f"{results['files_lag']:.1f} ms")
+    if results.get("listing"):
+        print_table(["listing of datasets", "median ms", "worst ms"],
+                    [[label, fmt(m), fmt(w)] for label, (m, w) in results["listing"].items()],
+                    title=f"{results['files_listed']:,} found files "
+                          f"(first list with scan {results['scan_first_list_s']:.1f} s, "
+                          f"reconciled: {results['scan_reconciled']}; all hashed "
+                          f"{results['hash_all_s']:.1f} s later; goal first page < "
+                          f"{GOALS['first_page_ms']:.0f} ms)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

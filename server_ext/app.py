@@ -112,6 +112,8 @@ class NotebenchApp(ExtensionApp):
 
             routes.extend(test_routes())
         self.handlers.extend((API_PREFIX + pattern, handler) for pattern, handler in routes)
+        monitoring = self.services.monitoring if self.services else None
+        self.handlers.extend(monitoring.app_routes(API_PREFIX) if monitoring else [])
         self.handlers.append((API_PREFIX + r"(.*)", NotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

@@ -297,5 +297,30 @@ class Nvml:
             for i, h in enumerate(self._handles)
         ]
 
+    def processes(self) -> list[dict[str, Any]]:
+        """GPU memory per process: ``{"gpu", "pid", "used_bytes"}``; [] without a driver.
+
+        Compute and graphics processes are both listed; a process on two GPUs appears
+        once per GPU. ``used_bytes`` is None where the driver does not say (some vGPU
+        and MIG set-ups).
+        """
+        nv = self._init()
+        if nv is None:
+            return []
+        found: dict[tuple[int, int], dict[str, Any]] = {}
+        for index, handle in enumerate(self._handles):
+            for name in ("nvmlDeviceGetComputeRunningProcesses",
+                         "nvmlDeviceGetGraphicsRunningProcesses"):
+                for proc in self._call(name, handle) or []:
+                    pid = getattr(proc, "pid", None)
+                    if pid is None:
+                        continue
+                    used = getattr(proc, "usedGpuMemory", None)
+                    found.setdefault((index, int(pid)), {
+                        "gpu": index, "pid": int(pid),
+                        "used_bytes": int(used) if isinstance(used, int) else None,
+                    })
+        return list(found.values())
+
 
 nvml = Nvml()

@@ -120,6 +120,12 @@ def fake_pynvml(*, init_error: int | None = None) -> Any:
         nvmlDeviceGetMigMode=mig_mode,
         nvmlDeviceGetMaxMigDeviceCount=lambda h: 7,
         nvmlDeviceGetMigDeviceHandleByIndex=mig_handle,
+        nvmlDeviceGetComputeRunningProcesses=lambda h: (
+            [SimpleNamespace(pid=4242, usedGpuMemory=3 * GIB)] if gpu(h) is gpus[0] else []),
+        nvmlDeviceGetGraphicsRunningProcesses=lambda h: (
+            [SimpleNamespace(pid=4242, usedGpuMemory=3 * GIB),
+             SimpleNamespace(pid=77, usedGpuMemory=None)] if gpu(h) is gpus[0]
+            else not_supported()),
         # nvmlDeviceGetFoo missing entirely must not matter either
     )
 
@@ -136,6 +142,14 @@ def test_real_no_driver_path_is_fast_and_quiet() -> None:
     probe.shutdown()
     assert time.perf_counter() - start < 2
     assert isinstance(nvml, Nvml)
+
+
+def test_processes_lists_gpu_memory_per_pid() -> None:
+    probe = Nvml(module=fake_pynvml())
+    procs = sorted(probe.processes(), key=lambda p: p["pid"])
+    assert procs == [{"gpu": 0, "pid": 77, "used_bytes": None},
+                     {"gpu": 0, "pid": 4242, "used_bytes": 3 * GIB}]
+    assert Nvml().processes() == []  # this machine: no driver
 
 
 def test_missing_pynvml_is_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,209 @@
+"""Routes of the monitoring capability (``monitoring/...``) and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+
+from ..errors import bad_request
+from ..events.bus import Event
+from ..events.sse import EventStreamHandler
+from ..handlers import NotebenchHandler
+from ..jobs.logquery import query_from_args
+from .history import MAX_POINTS_LIMIT
+from .prometheus import CONTENT_TYPE_LATEST
+from .service import MONITORING_TOPIC, STREAM_TOPICS
+
+ALERT_ID = r"([0-9a-f]{16})"
+ALERT_STATES = ("pending", "firing", "resolved")
+
+
+class MonitoringHandler(NotebenchHandler):
+    auth_area = "monitoring"
+
+    @property
+    def monitoring(self) -> Any:
+        return self.services.monitoring
+
+    def number_arg(self, name: str, kind: type = float, *, low: float | None = None,
+                   high: float | None = None) -> Any:
+        raw = self.get_query_argument(name, None)
+        if raw in (None, ""):
+            return None
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
+        if value != value or (low is not None and value < low) or (
+                high is not None and value > high):
+            raise bad_request(f"{name} is out of range", "invalid_parameter")
+        return value
+
+    def user_name(self) -> str | None:
+        user = self.current_user
+        return getattr(user, "username", None) or getattr(user, "name", None)
+
+
+class StreamHandler(EventStreamHandler):
+    """``GET monitoring/stream?topics=``: samples, alerts and log records (SSE).
+
+    Samples are ephemeral (no ``id:``); alerts and logs are replayable with
+    ``Last-Event-ID``. A new connection first gets the current sample.
+    """
+
+    auth_area = "monitoring"
+
+    def stream_topics(self, *args: str) -> list[str]:
+        raw = self.get_query_argument("topics", "")
+        topics = [t.strip() for t in raw.split(",") if t.strip()] or list(STREAM_TOPICS)
+        unknown = [t for t in topics if t not in STREAM_TOPICS]
+        if unknown:
+            raise bad_request(f"this stream carries {', '.join(STREAM_TOPICS)}, not "
+                              f"{unknown[0]}", "unknown_topic")
+        return topics
+
+    async def initial_events(self, topics: frozenset[str]) -> list[Event]:
+        if MONITORING_TOPIC not in topics:
+            return []
+        event = self.services.monitoring.sample_event()
+        return [event] if event is not None else []
+
+
+class MetricsHandler(MonitoringHandler):
+    """``GET monitoring/metrics?names=&since=&until=&step=&max_points=``: history for charts."""
+
+    async def get(self) -> None:
+        raw_names = self.get_query_argument("names", "")
+        names = [n.strip() for n in raw_names.split(",") if n.strip()] or None
+        since = self.number_arg("since")
+        until = self.number_arg("until")
+        if since is not None and since < 0:
+            since = self._now() + since  # relative: seconds before now
+        if until is not None and until < 0:
+            until = self._now() + until
+        step = self.number_arg("step", low=0.001)
+        max_points = self.number_arg("max_points", int, low=1, high=MAX_POINTS_LIMIT)
+        self.write_json(await self.monitoring.metrics(names=names, since=since, until=until,
+                                                      step=step, max_points=max_points))
+
+    @staticmethod
+    def _now() -> float:
+        import time
+
+        return time.time()
+
+
+class LogsHandler(MonitoringHandler):
+    """``GET monitoring/logs?level=&source=&job=&since=&until=&q=&after_id=&limit=&tail=``."""
+
+    async def get(self) -> None:
+        query = query_from_args(lambda name: self.get_query_argument(name, None))
+        self.write_json(await self.monitoring.query_logs(query))
+
+
+class AlertsHandler(MonitoringHandler):
+    """``GET monitoring/alerts?state=&limit=&since=``: active alerts and recent ones."""
+
+    async def get(self) -> None:
+        raw = self.get_query_argument("state", "")
+        states = [s.strip() for s in raw.split(",") if s.strip()] or None
+        for state in states or []:
+            if state not in ALERT_STATES:
+                raise bad_request(f"state must be one of {', '.join(ALERT_STATES)}",
+                                  "invalid_parameter")
+        limit = self.number_arg("limit", int, low=1, high=1000) or 100
+        since = self.number_arg("since")
+        self.write_json(await self.monitoring.list_alerts(states=states, limit=limit,
+                                                          since=since))
+
+
+class AckHandler(MonitoringHandler):
+    """``POST monitoring/alerts/{id}/ack``: acknowledge a pending or firing alert."""
+
+    async def post(self, alert_id: str) -> None:
+        self.require_writable()
+        self.write_json(await self.monitoring.acknowledge(alert_id, self.user_name()))
+
+
+class SilenceHandler(MonitoringHandler):
+    """``POST monitoring/alerts/{id}/silence`` ``{"duration": "1h", "comment": ...}``.
+
+    A silenced alert is still evaluated, stored and streamed, but not sent to the
+    webhook; a duration of 0 lifts the silence.
+    """
+
+    async def post(self, alert_id: str) -> None:
+        self.require_writable()
+        body = self.json_body()
+        if "duration" not in body:
+            raise bad_request("give a duration: seconds or 30m, 2h...", "invalid_duration")
+        self.write_json(await self.monitoring.silence(alert_id, body["duration"],
+                                                      body.get("comment"), self.user_name()))
+
+
+class RulesHandler(MonitoringHandler):
+    """``GET monitoring/alerts/rules``: the rules in force and problems of their sources."""
+
+    async def get(self) -> None:
+        self.write_json(self.monitoring.rules_listing())
+
+
+class HealthHandler(MonitoringHandler):
+    """``GET monitoring/health?probe=live|ready``: 200, or 503 naming the failed components."""
+
+    _track_activity = False  # probes are not user activity
+
+    async def get(self) -> None:
+        probe = self.get_query_argument("probe", "ready")
+        if probe not in ("live", "ready"):
+            raise bad_request("probe must be live or ready", "invalid_parameter")
+        status, body = await self.monitoring.health.check(live_only=probe == "live")
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(body, status=status)
+
+
+class StatsHandler(MonitoringHandler):
+    """``GET monitoring/stats``: requests per route, streams, events, jobs, sampler cost."""
+
+    _track_activity = False
+
+    async def get(self) -> None:
+        self.write_json(self.monitoring.stats())
+
+
+class PrometheusHandler(MonitoringHandler):
+    """``GET {base_url}notebench/metrics``: Prometheus text exposition.
+
+    Authenticated (``read`` on ``notebench:monitoring``) unless
+    ``c.MonitoringService.metrics_public`` is true.
+    """
+
+    async def prepare(self) -> None:
+        monitoring = self.services.monitoring
+        if monitoring is not None and monitoring.metrics_public:
+            await super(NotebenchHandler, self).prepare()
+            return
+        await super().prepare()
+
+    _track_activity = False  # a scraper is not a user: idle culling must still work
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        exporter = self.monitoring.exporter
+        body = exporter.render() if exporter is not None else b""
+        self.finish(body, set_content_type=CONTENT_TYPE_LATEST)
+
+
+def monitoring_routes() -> list[tuple[str, type]]:
+    return [
+        (r"monitoring/stream", StreamHandler),
+        (r"monitoring/metrics", MetricsHandler),
+        (r"monitoring/logs", LogsHandler),
+        (r"monitoring/alerts", AlertsHandler),
+        (r"monitoring/alerts/rules", RulesHandler),
+        (rf"monitoring/alerts/{ALERT_ID}/ack", AckHandler),
+        (rf"monitoring/alerts/{ALERT_ID}/silence", SilenceHandler),
+        (r"monitoring/health", HealthHandler),
+        (r"monitoring/stats", StatsHandler),
+    ]

@@ -92,6 +92,23 @@ class NotebenchHandler(APIHandler):
             raise bad_request("the body must be a JSON object", "invalid_json")
         return body
 
+    def number_arg(self, name: str, kind: type = float, *, low: float | None = None,
+                   high: float | None = None) -> Any:
+        """A numeric query argument (None when absent); 400 when malformed or out of range."""
+        raw = self.get_query_argument(name, None)
+        if raw in (None, ""):
+            return None
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
+        if value != value or (low is not None and value < low) or (
+                high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if low is not None and high is not None \
+                else f"at least {low:g}" if low is not None else f"at most {high:g}"
+            raise bad_request(f"{name} must be {bounds}", "invalid_parameter")
+        return value
+
     def require_writable(self) -> None:
         """409 when this server only reads a workspace another server owns."""
         workspace = self.services.workspace

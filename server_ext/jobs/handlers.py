@@ -35,20 +35,6 @@ class JobsHandlerBase(NotebenchHandler):
     def jobs(self) -> Any:
         return self.services.jobs
 
-    def number_arg(self, name: str, kind: type, *, low: float | None = None,
-                   high: float | None = None) -> Any:
-        raw = self.get_query_argument(name, None)
-        if raw in (None, ""):
-            return None
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise bad_request(f"{name} must be between {low:g} and {high:g}",
-                              "invalid_parameter")
-        return value
-
     def bool_arg(self, name: str) -> bool | None:
         raw = self.get_query_argument(name, None)
         if raw in (None, ""):

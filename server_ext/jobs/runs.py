@@ -144,6 +144,22 @@ class RunsMixin:
 
     # -- clones and sweeps ---
 
+    def _derived_options(self: Any, parent: dict[str, Any], body: dict[str, Any]) -> Any:
+        """Submission options of a job made from ``parent`` (restart, clone with edits):
+        the parent's as given, with what ``body`` overrides."""
+        overrides = body.get("parameters") or {}
+        if not isinstance(overrides, dict):
+            raise bad_request("'parameters' must be an object", "invalid_parameters")
+        return submission_options({
+            "parameters": {**parent["parameters"], **overrides},
+            "resources": body.get("resources", requested_resources(parent["resources"])),
+            "priority": body.get("priority", parent["priority"]),
+            "name": body.get("name", parent["name"]),
+            "tags": body.get("tags", parent["tags"]),
+            "timeout": body.get("timeout", parent["timeout"]),
+            "kernel_name": body.get("kernel_name", parent["kernel_name"]),
+        }, self.default_timeout)
+
     async def _clone_source(self: Any, parent: dict[str, Any], action: str) -> Any:
         if parent["kind"] != "papermill":
             raise conflict(f"an interactive run cannot be {action}: it has no notebook "
@@ -170,18 +186,7 @@ class RunsMixin:
                 raise bad_request(f"no job {parent_id} to clone", "unknown_job") from None
             raise
         source = await self._clone_source(parent, "cloned")
-        overrides = body.get("parameters") or {}
-        if not isinstance(overrides, dict):
-            raise bad_request("'parameters' must be an object", "invalid_parameters")
-        options = submission_options({
-            "parameters": {**parent["parameters"], **overrides},
-            "resources": body.get("resources", requested_resources(parent["resources"])),
-            "priority": body.get("priority", parent["priority"]),
-            "name": body.get("name", parent["name"]),
-            "tags": body.get("tags", parent["tags"]),
-            "timeout": body.get("timeout", parent["timeout"]),
-            "kernel_name": body.get("kernel_name", parent["kernel_name"]),
-        }, self.default_timeout)
+        options = self._derived_options(parent, body)
         return await self._create(source, options, template=parent["template"],
                                   cloned_from=parent["id"])
 

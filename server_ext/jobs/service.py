@@ -53,7 +53,7 @@ from .params import ParameterError, check_values, coerce
 from .queue import Admission, Slots, Waiting, admit, position
 from .registration import register_outputs
 from .runs import RunsMixin, load_snippet
-from .submission import installed_packages, requested_resources, submission_options, write_job_dir
+from .submission import installed_packages, submission_options, write_job_dir
 from .tailer import Followed, Tailer
 from .templates import (
     NotebookSource,
@@ -767,18 +767,7 @@ class JobService(RunsMixin, LoggingConfigurable):
             raise conflict("an interactive run cannot be restarted", "invalid_transition",
                            state=parent["state"], action="restart")
         source = await self._clone_source(parent, "restarted")
-        overrides = body.get("parameters") or {}
-        if not isinstance(overrides, dict):
-            raise bad_request("'parameters' must be an object", "invalid_parameters")
-        options = submission_options({
-            "parameters": {**parent["parameters"], **overrides},
-            "resources": body.get("resources", requested_resources(parent["resources"])),
-            "priority": body.get("priority", parent["priority"]),
-            "name": body.get("name", parent["name"]),
-            "tags": body.get("tags", parent["tags"]),
-            "timeout": body.get("timeout", parent["timeout"]),
-            "kernel_name": body.get("kernel_name", parent["kernel_name"]),
-        }, self.default_timeout)
+        options = self._derived_options(parent, body)
         checkpoint = await self._last_checkpoint(parent)
         return await self._create(source, options, template=parent["template"], parent=parent,
                                   resume_from=checkpoint)

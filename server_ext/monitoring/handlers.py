@@ -26,20 +26,6 @@ class MonitoringHandler(NotebenchHandler):
     def monitoring(self) -> Any:
         return self.services.monitoring
 
-    def number_arg(self, name: str, kind: type = float, *, low: float | None = None,
-                   high: float | None = None) -> Any:
-        raw = self.get_query_argument(name, None)
-        if raw in (None, ""):
-            return None
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
-        if value != value or (low is not None and value < low) or (
-                high is not None and value > high):
-            raise bad_request(f"{name} is out of range", "invalid_parameter")
-        return value
-
     def user_name(self) -> str | None:
         user = self.current_user
         return getattr(user, "username", None) or getattr(user, "name", None)

@@ -9,7 +9,6 @@ server when it is not on this machine).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from pathlib import Path
@@ -40,22 +39,15 @@ def _parameter_count(model: Any, state: dict[str, Any]) -> int:
 def _write_model(state: dict[str, Any], path_stem: Path) -> tuple[Path, str]:
     """Write the weights atomically; returns the file and its format."""
     import torch
+    from safetensors.torch import save_file
 
-    if importlib.util.find_spec("safetensors") is not None:
-        from safetensors.torch import save_file
-
-        path = path_stem.with_suffix(".safetensors")
-        # clones: safetensors refuses tensors that share memory (tied weights)
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()
-                   if isinstance(v, torch.Tensor)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        fmt = "safetensors"
-    else:
-        path = path_stem.with_suffix(".pt")
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(state, tmp)
-        fmt = "torch"
+    path = path_stem.with_suffix(".safetensors")
+    # clones: safetensors refuses tensors that share memory (tied weights)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()
+               if isinstance(v, torch.Tensor)}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    fmt = "safetensors"
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -168,11 +168,3 @@ def test_save_model_writes_the_manifest_and_loads_back(job: Path, monkeypatch) -
     assert set(notebench.load_model(path)) == set(model.state_dict())
     with pytest.raises(ValueError):
         notebench.save_model(model, "../escape")
-
-
-@pytest.mark.skipif(importlib.util.find_spec("safetensors") is not None,
-                    reason="checks the fallback without safetensors")
-def test_without_safetensors_the_state_dict_is_torch_saved(job: Path) -> None:
-    path = notebench.save_model({"w": torch.ones(2)}, "plain")
-    assert path.suffix == ".pt"
-    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(2))

@@ -10,8 +10,7 @@ from .conftest import wait_for
 @pytest.mark.parametrize("template", ["train_tabular"])
 async def test_template_job_succeeds_with_metrics_and_a_registered_model(
         jobs_api, api, services, template):
-    if services.assets is None:
-        pytest.skip("the asset registry is not installed")
+    assert services.assets is not None, "templates resolve their dataset through the registry"
     unknown = await jobs_api.submit(template=template, parameters={"dataset": "no-such-data"},
                                     expect=400)
     assert unknown["error"]["details"]["problems"][0]["name"] == "dataset"
@@ -48,8 +47,7 @@ async def test_template_job_succeeds_with_metrics_and_a_registered_model(
 
 async def test_template_stop_checkpoints_and_restart_continues_the_epochs(
         jobs_api, services):
-    if services.assets is None:
-        pytest.skip("the asset registry is not installed")
+    assert services.assets is not None, "templates resolve their dataset through the registry"
     job = await jobs_api.submit(template="train_tabular", parameters={"epochs": 200})
 
     async def in_third_epoch():

@@ -16,8 +16,14 @@ from notebench.server.monitoring.alerts import builtin_rules
 from .conftest import INTERVAL, wait_for
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus "
-                                    "package) is not installed")
+needs_promtool = pytest.mark.usefixtures("promtool")
+
+
+@pytest.fixture
+def promtool() -> str:
+    """promtool must be there: ``make test`` installs Debian's prometheus package."""
+    assert PROMTOOL is not None, "promtool is missing: install Debian's prometheus package"
+    return PROMTOOL
 RULES_FILE = resources.files("notebench.server") / "monitoring" / "prometheus_rules.yml"
 
 

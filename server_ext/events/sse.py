@@ -112,14 +112,16 @@ class StreamSubscriber:
         self._send(_coalesce(queued))
 
     def _send(self, events: Sequence[Event]) -> None:
-        try:
-            self.writer.write(events)
-        except StreamClosedError:
-            self.close()
-            return
+        # A client is dropped when what it was given before is still unread past the bound,
+        # not for one large write (after a pause of the loop, many events leave at once).
         if self.writer.backlog() > self.max_backlog:
             self.bus.dropped_clients += 1
             self.writer.close()
+            self.close()
+            return
+        try:
+            self.writer.write(events)
+        except StreamClosedError:
             self.close()
 
 

@@ -49,6 +49,7 @@ class JobWatch:
         self.bus = bus
         self.jobs = jobs
         self.loss_patterns = list(loss_patterns)
+        self._loss_names: dict[str, bool] = {}  # metric name -> matches a loss pattern
         self.failed_seconds = failed_seconds
         self.linger_seconds = linger_seconds
         self.topics: frozenset[str] = frozenset({JOBS_TOPIC})
@@ -89,9 +90,13 @@ class JobWatch:
                 job = self._jobs.get(str(data.get("job_id")))
                 if job is None:
                     continue
-                for point in data.get("points") or []:
+                # only each name's latest value counts: read the batch from its end
+                seen: set[str] = set()
+                for point in reversed(data.get("points") or []):
                     for name, value in (point.get("metrics") or {}).items():
-                        self._loss(job, name, value)
+                        if name not in seen:
+                            seen.add(name)
+                            self._loss(job, name, value)
 
     def push_heartbeat(self) -> None:
         pass
@@ -109,8 +114,15 @@ class JobWatch:
                 job.reason = reason
         self._schedule_resubscribe()
 
+    def _is_loss(self, name: str) -> bool:
+        known = self._loss_names.get(name)
+        if known is None:
+            known = self._loss_names[name] = any(fnmatchcase(name, p)
+                                                 for p in self.loss_patterns)
+        return known
+
     def _loss(self, job: _Job, name: str, value: Any) -> None:
-        if not any(fnmatchcase(name, p) for p in self.loss_patterns):
+        if not self._is_loss(name):
             return
         special = None
         if isinstance(value, dict):

@@ -94,14 +94,15 @@ async def test_id_older_than_kept_log_gets_reset(api, stream, services):
     conn = await stream("logs", last_event_id=1)
     frames = await conn.read_frames(1)
     assert frames[0].event == "reset"
-    assert frames[0].id == services.bus.last_id
+    # the id of the log's end when the replay was asked (other records may follow it)
+    assert 300 <= frames[0].id <= services.bus.last_id
     assert frames[0].data["data"]["oldest_kept_id"] > 2
     # the reset id is a valid position: reconnecting from it replays nothing old
     conn.close()
     again = await stream("logs", last_event_id=frames[0].id)
     await publish(api, count=1, type="after")
-    got = await again.read_frames(1)
-    assert got[0].event == "after"
+    await wait_for(lambda: of_type(again.frames, "after"), conn=again)
+    assert not of_type(again.frames, "reset") and not of_type(again.frames)
     again.close()
 
 

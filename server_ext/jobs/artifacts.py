@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import ApiError
 from .jobdir import (
@@ -89,23 +90,32 @@ def safe_file(job_dir: Path, relative: str) -> Path:
     return target
 
 
-def metrics_csv(rows: list[Any]) -> bytes:
-    """Raw points as CSV: name, idx, step, t, value (non-finite values spelled out)."""
-    out = io.StringIO()
+def write_metrics_csv(out: TextIO, rows: Iterable[Any]) -> None:
+    """Raw points as CSV: name, idx, step, t, value (non-finite values spelled out).
+
+    ``rows`` may be a database cursor: rows are written as they come, never all held.
+    """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "idx", "step", "t", "value"])
     for name, idx, step, t, value, special in rows:
         writer.writerow([name, idx, "" if step is None else step, repr(float(t)),
                          special if special is not None else repr(float(value))])
+
+
+def metrics_csv(rows: Iterable[Any]) -> bytes:
+    """The CSV of ``write_metrics_csv`` as bytes (for a response)."""
+    out = io.StringIO()
+    write_metrics_csv(out, rows)
     return out.getvalue().encode()
 
 
-def write_export(job_dir: Path, data: bytes) -> bool:
+def write_export(job_dir: Path, rows: Iterable[Any]) -> bool:
     """Write ``metrics.csv`` into the job directory unless the kernel wrote one."""
     target = job_dir / METRICS_CSV
     if target.exists():
         return False
     tmp = job_dir / f".{METRICS_CSV}.tmp"
-    tmp.write_bytes(data)
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        write_metrics_csv(handle, rows)
     os.replace(tmp, target)
     return True

@@ -636,9 +636,8 @@ class JobService(RunsMixin, LoggingConfigurable):
     async def metrics_csv(self, job_id: str, *, names: list[str] | None,
                           since: float | None) -> bytes:
         await self.get_row(job_id)
-        rows = await self.store.read(lambda conn: list(jobstore.metric_points(
-            conn, job_id, names, since)))
-        return await asyncio.to_thread(files.metrics_csv, rows)
+        return await self.store.read(lambda conn: files.metrics_csv(
+            jobstore.metric_points(conn, job_id, names, since)))
 
     async def job_logs(self, job_id: str, query: LogQuery) -> dict[str, Any]:
         await self.get_row(job_id)
@@ -1078,10 +1077,11 @@ class JobService(RunsMixin, LoggingConfigurable):
             ended_unobserved=bool(active.extra.get("server_down"))))
         active.clock.pause()
         latest = dict(followed.latest) if followed else row["latest_metrics"]
-        export = await self.metrics_csv(job_id, names=None, since=None)
         job_dir = Path(row["job_dir"])
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(files.write_export, job_dir, export)
+            # streamed from the cursor to the file: a million rows are never held at once
+            await self.store.read(lambda conn: files.write_export(
+                job_dir, jobstore.metric_points(conn, job_id)))
         listing = await asyncio.to_thread(files.list_files, job_dir)
         fields: dict[str, Any] = {
             "ended": time.time(), "active_seconds": active.clock.accumulated,

@@ -6,14 +6,14 @@ only where the templates themselves are under test.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import psutil
 import pytest
+
+from tests.waiting import wait_for as _wait_for
 
 TERMINAL = ("succeeded", "failed", "stopped", "cancelled")
 
@@ -77,17 +77,8 @@ def write_notebook(jp_root_dir: Path):
 
 
 async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1) -> Any:
-    """Await ``predicate()`` (sync or async) until truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s")
-        await asyncio.sleep(interval)
+    """``tests.waiting.wait_for`` with the longer defaults jobs need."""
+    return await _wait_for(predicate, timeout, interval)
 
 
 @pytest.fixture
@@ -128,7 +119,7 @@ def jobs_api(api):
                                          f"waiting for {wanted}: {job.get('error')}")
                 return None
 
-            return await wait_for(reached, timeout, 0.2)
+            return await wait_for(reached, timeout=timeout, interval=0.2)
 
         async def metrics(self, job_id: str, **params: Any) -> dict[str, Any]:
             response = await api("GET", f"lifecycle/jobs/{job_id}/metrics",

@@ -3,7 +3,6 @@ values, streams over real sockets, and a check of documents against the OpenAPI 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from referencing.jsonschema import DRAFT202012
 
 from tests import openapi_check
 from tests.sse_client import open_sse
+from tests.waiting import wait_for
 
 INTERVAL = 0.25
 
@@ -58,18 +58,6 @@ def monitoring(services: Any) -> Any:
     return services.monitoring
 
 
-async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Await ``predicate()`` (sync or async) until truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture

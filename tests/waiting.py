@@ -1,0 +1,21 @@
+"""Waiting in tests for a condition the server reaches on its own time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Await ``predicate()`` (sync or async) until truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s")
+        await asyncio.sleep(interval)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -219,8 +220,12 @@ def test_logs_topic_resumes_exactly_after_a_server_restart(tmp_path):
             auth = {"Authorization": f"token {server.token}"}
             conn = await open_sse(server.port, path, headers=auth)
             server.request("POST", "_test/log", {"message": "before", "count": 5})
-            await conn.read_frames(5)
-            last_id = max(f.id for f in conn.frames if "before" in f.data["data"]["message"])
+
+            def befores() -> list[Any]:
+                return [f for f in conn.frames if "before" in f.data["data"]["message"]]
+
+            await wait_for(lambda: len(befores()) == 5, timeout=20, conn=conn)
+            last_id = max(f.id for f in befores())
             conn.close()
             server.request("POST", "_test/log", {"message": "unseen", "count": 4})
             server.kill()

@@ -315,6 +315,14 @@ def _split(kwargs: dict[str, Any], params: dict[str, Any] | None
     return options, {**(params or {}), **kwargs}
 
 
+def _source_reference(c: Client, template_or_path: str | Job) -> dict[str, Any]:
+    """What a new job runs: another job's snapshot (``from_job``) or a notebook."""
+    if isinstance(template_or_path, Job) or (
+            isinstance(template_or_path, str) and _looks_like_job_id(template_or_path)):
+        return {"from_job": _job_id(template_or_path)}
+    return _notebook_reference(c, str(template_or_path))
+
+
 def submit(template_or_path: str | Job, params: dict[str, Any] | None = None, *,
            client: Client | None = None, **kwargs: Any) -> Job:
     """Queue a job: a template name, a notebook path, or a ``Job`` (clone with edits).
@@ -325,12 +333,7 @@ def submit(template_or_path: str | Job, params: dict[str, Any] | None = None, *,
     """
     c = _default_client(client)
     options, parameters = _split(dict(kwargs), params)
-    if isinstance(template_or_path, Job) or (
-            isinstance(template_or_path, str) and _looks_like_job_id(template_or_path)):
-        body: dict[str, Any] = {"from_job": _job_id(template_or_path)}
-    else:
-        body = _notebook_reference(c, str(template_or_path))
-    body.update(options)
+    body = {**_source_reference(c, template_or_path), **options}
     if parameters:
         body["parameters"] = parameters
     return Job(c.post("lifecycle/jobs", json=body), c)
@@ -345,12 +348,7 @@ def sweep(template_or_path: str | Job, grid: dict[str, Iterable[Any]],
     """
     c = _default_client(client)
     options, parameters = _split(dict(kwargs), params)
-    if isinstance(template_or_path, Job) or (
-            isinstance(template_or_path, str) and _looks_like_job_id(template_or_path)):
-        body: dict[str, Any] = {"from_job": _job_id(template_or_path)}
-    else:
-        body = _notebook_reference(c, str(template_or_path))
-    body.update(options)
+    body = {**_source_reference(c, template_or_path), **options}
     body["grid"] = {k: builtins.list(v) for k, v in grid.items()}
     if parameters:
         body["parameters"] = parameters

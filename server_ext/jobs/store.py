@@ -99,21 +99,12 @@ def list_jobs(conn: sqlite3.Connection, *, states: list[str] | None = None,
     if tag is not None:
         where.append("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE json_each.value = ?)")
         params.append(tag)
-    if kind is not None:
-        where.append("kind = ?")
-        params.append(kind)
-    if template is not None:
-        where.append("template = ?")
-        params.append(template)
-    if parent_id is not None:
-        where.append("parent_id = ?")
-        params.append(parent_id)
-    if starred is not None:
-        where.append("starred = ?")
-        params.append(1 if starred else 0)
-    if sweep_id is not None:
-        where.append("sweep_id = ?")
-        params.append(sweep_id)
+    equal = {"kind": kind, "template": template, "parent_id": parent_id,
+             "starred": None if starred is None else int(starred), "sweep_id": sweep_id}
+    for column, value in equal.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
     if created_after is not None:
         where.append("created >= ?")
         params.append(created_after)

@@ -1,0 +1,54 @@
+"""Browser fixtures: one Chromium per test session, a fresh context per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS, ConsoleLog, chromium_available
+
+
+# Browser tests drive servers in subprocesses and Playwright's sync API, which runs its own
+# event loop in this thread: pytest-jupyter's autouse loop and in-process server clean-up would
+# fight it, so they are switched off here.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> None:
+    return None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> None:
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not chromium_available():
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_context(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def console() -> ConsoleLog:
+    return ConsoleLog()
+
+
+@pytest.fixture
+def page(browser_context: Any, console: ConsoleLog) -> Any:
+    page = browser_context.new_page()
+    console.attach(page)
+    return page

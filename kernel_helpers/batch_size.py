@@ -189,11 +189,16 @@ class _Search:
                 torch.cuda.empty_cache()
 
     def memory_budget(self, margin: float) -> int | None:
+        """What a step may peak at: the memory this process can get, less ``margin`` of it.
+
+        The margin is a share of what is usable, not of the device's total, so that a GPU
+        that other processes partly hold still leaves a budget.
+        """
         if not self.cuda:
             return None
-        free, total = self.torch.cuda.mem_get_info(self.device)
+        free, _total = self.torch.cuda.mem_get_info(self.device)
         usable = free + self.torch.cuda.memory_reserved(self.device)
-        return int(usable - margin * total)
+        return budget_from_usable(usable, margin)
 
 
 class _Snapshot:
@@ -219,6 +224,10 @@ class _Snapshot:
         for param, grad in self.grads:
             param.grad = grad
         self.model.train(self.training)
+
+
+def budget_from_usable(usable: int, margin: float) -> int:
+    return int(usable * (1.0 - min(max(margin, 0.0), 0.9)))
 
 
 def _fits(trial: Trial, budget: int | None) -> bool:
@@ -336,7 +345,7 @@ def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any
     output's mean without ``loss_fn``; ``step_fn(model, batch, loss_fn)`` may return the
     loss instead), then a step of ``optimizer(params)`` (Adam by default; None: no
     optimizer step). ``mode``: ``"memory"`` (the default on CUDA: the largest batch whose
-    peak memory stays under the free memory less ``margin`` of the device's total),
+    peak memory stays under the memory free to this process less ``margin`` of it),
     ``"throughput"`` (elsewhere: the smallest batch within ``tolerance`` of the best
     throughput measured, doubling until a doubling gains less than ``gain`` ``patience``
     times). Sizes stay within
@@ -379,12 +388,24 @@ def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any
     device = str(search.device)
     if mode == "memory":
         if chosen is None:
-            last = trials[-1].error if trials else "no trial ran"
-            raise RuntimeError(f"no batch size fits on {device}: {last}")
+            raise RuntimeError(f"no batch size fits on {device}: {_no_fit(budget, trials)}")
         reason = _memory_reason(chosen, budget, trials, max_batch, out_of_time())
     else:
         chosen, reason = _throughput_choice(trials, tolerance)
     return BatchSizeResult(chosen, mode, device, reason, elapsed, trials, budget)
+
+
+def _no_fit(budget: int | None, trials: list[Trial]) -> str:
+    """Why the memory search found nothing: the last error, or the budget every trial broke."""
+    if not trials:
+        return "no trial ran"
+    if trials[-1].error or budget is None:
+        return str(trials[-1].error)
+    smallest = min(trials, key=lambda t: t.batch_size)
+    return (f"even batch size {smallest.batch_size} peaks at "
+            f"{(smallest.peak_memory_bytes or 0) / GIB:.2f} GiB, over the budget of "
+            f"{budget / GIB:.2f} GiB (the memory free to this process less the margin; "
+            "other processes may hold the GPU)")
 
 
 def _memory_reason(chosen: int, budget: int | None, trials: list[Trial], max_batch: int,

@@ -142,3 +142,21 @@ def test_trials_and_time_are_bounded() -> None:
     bs._search_memory(search, trials, start=1, max_batch=2**30, budget=None, resolution=0.05,
                       out_of_time=lambda: next(calls, True), max_trials=25)
     assert len(trials) == 2
+
+
+def test_the_margin_is_a_share_of_what_is_free_to_this_process() -> None:
+    # a 140 GiB card that other processes fill to all but 9 GiB still leaves a budget
+    free = 9 * bs.GIB
+    assert bs.budget_from_usable(free, 0.1) == int(free * 0.9)
+    assert bs.budget_from_usable(free, 5.0) > 0  # an absurd margin never zeroes it
+
+
+def test_no_fit_says_which_budget_every_trial_broke() -> None:
+    search, trials = FakeSearch(), []  # peak = 100 bytes per sample
+    chosen = bs._search_memory(search, trials, start=8, max_batch=1024, budget=50,
+                               resolution=0.05, out_of_time=lambda: False, max_trials=25)
+    assert chosen is None and [t.batch_size for t in trials] == [8, 4, 2, 1]
+    message = bs._no_fit(50, trials)
+    assert "even batch size 1 peaks at" in message and "over the budget" in message
+    oom = [bs.Trial(4, False, error="out of memory: CUDA")]
+    assert bs._no_fit(50, oom) == "out of memory: CUDA"

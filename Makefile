@@ -25,8 +25,9 @@ PORT ?= 8888
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-# what building the wheel needs (pyproject's [build-system] requires); built without isolation
-BUILD_DEPS = "hatchling>=1.21"
+# what building the wheel needs (pyproject's [build-system] requires); built without isolation.
+# jupyter-builder brings `jlpm` and `jupyter-builder`, which build labext/.
+BUILD_DEPS = "hatchling>=1.21" "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.2.3"
 # the packages the benchmarks compare notebench with (never in the test venv:
 # jupyter-resource-usage enables itself in every server of its environment)
 BENCH_PACKAGES = tensorboard mlflow lightning jupyter-resource-usage
@@ -76,15 +77,23 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$pkgs; \
 	fi
 
-# ---- labext/ (the JupyterLab frontend extension, TypeScript) ---------------- PLACEHOLDER
-# Not written yet. When labext/ has its sources: `labext` builds it (npm/jlpm install, then
-# `jupyter-builder build labext`) so that `wheel` ships the output as shared data under
-# share/jupyter/labextensions/notebench, and `labext-test` runs its unit tests (jest/vitest).
-labext:
-	@:
+# ---- labext/ (the JupyterLab frontend extension, TypeScript) -------------------------------
+# `labext` installs its node packages (jlpm, from yarn.lock; again only when package.json or
+# yarn.lock change) and builds it (tsc, then `jupyter-builder build`) into labext/labextension,
+# which the wheel ships as shared data (share/jupyter/labextensions/notebench). `labext-test`
+# runs its unit tests (vitest). Needs Node >= 20.19 on PATH.
+JLPM = cd labext && PATH="$(abspath $(VENV))/bin:$$PATH" "$(abspath $(VENV))/bin/jlpm"
+LABEXT_STAMP = labext/node_modules/.notebench-installed
 
-labext-test:
-	@:
+$(LABEXT_STAMP): labext/package.json labext/yarn.lock | $(BUILD_STAMP)
+	$(JLPM) install --immutable
+	touch $@
+
+labext: $(LABEXT_STAMP)
+	$(JLPM) build:prod
+
+labext-test: $(LABEXT_STAMP)
+	$(JLPM) test
 
 # ----------------------------------------------------------------------------- wheel
 
@@ -135,8 +144,9 @@ bench: $(BENCH_STAMP) wheel
 
 clean:
 	rm -rf dist build .pytest_cache .ruff_cache tests/artifacts *.egg-info
+	rm -rf labext/lib labext/labextension labext/tsconfig.tsbuildinfo
 	find . \( -path ./.git -o -path "./$(VENV)" -o -path "./$(BENCH_VENV)" -o -path ./.venv \
 	  -o -path ./.venv-bench \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf "$(VENV)" "$(BENCH_VENV)"
+	rm -rf "$(VENV)" "$(BENCH_VENV)" labext/node_modules

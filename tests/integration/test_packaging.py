@@ -8,6 +8,7 @@ the source tree and look inside it, and ask Jupyter whether the installed extens
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -145,3 +146,32 @@ def test_installed_extension_is_enabled_and_loads(tmp_path: Path) -> None:
     assert re.search(r"^\s*notebench\.server\s+enabled\s*$", output, re.M), output
     assert re.search(r"^\s*notebench\.server(\s+\S+)?\s+OK\s*$", output, re.M), output
     assert not re.search(r"notebench\.server.*\b(disabled|X)\s*$", output, re.M), output
+
+
+def test_wheel_ships_the_labextension(wheel: Path, wheel_names: set[str]) -> None:
+    """The prebuilt JupyterLab extension is shared data, under 500 KB compressed."""
+    prefix = f"notebench-{_version(wheel)}.data/data/share/jupyter/labextensions/notebench/"
+    for name in ("package.json", "install.json", "static/style.js",
+                 "schemas/notebench/plugin.json"):
+        assert prefix + name in wheel_names, f"{name} missing from the wheel's labextension"
+    assert any(n.startswith(prefix + "static/remoteEntry.") for n in wheel_names)
+    with zipfile.ZipFile(wheel) as archive:
+        size = sum(i.compress_size for i in archive.infolist() if i.filename.startswith(prefix))
+        meta = json.loads(archive.read(prefix + "package.json"))
+    assert size < 500_000, f"the labextension adds {size} bytes to the wheel"
+    assert meta["name"] == "notebench" and meta["jupyterlab"]["_build"]["load"]
+
+
+def test_labextension_is_enabled_and_ok(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "config")
+    env.pop("JUPYTER_PLATFORM_DIRS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    output = ANSI.sub("", result.stdout + result.stderr)
+    assert result.returncode == 0, output
+    lines = [line for line in output.splitlines() if re.match(r"^\s*notebench\s+v", line)]
+    assert len(lines) == 1, f"notebench must be installed exactly once: {output}"
+    assert re.search(r"\benabled\s+OK\b", lines[0]), output

@@ -3,8 +3,10 @@
 Not Tornado's ``StaticFileHandler``: it resolves with ``abspath`` (links lead out of the
 root) and hashes whole files on the loop for its ETag. Here the file is opened without
 following links, the ETag is the stored sha256 (only while size and mtime still match
-what was hashed; otherwise none is sent and the file is queued for hashing again), and
-reads run in a thread, one chunk ahead of the socket.
+what was hashed; otherwise none is sent and the file is queued for hashing again). The
+handler sends the body with ``sendfile`` where the connection allows it (``sendfile.py``);
+otherwise reads run in a thread, one chunk ahead of the socket (``read_chunks``). A folder
+asset is sent as a zip archive generated while it is sent (``archive.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import os
 import secrets
 import stat
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..errors import ApiError, not_found
-from .paths import open_beneath
+from .archive import zip_pieces
+from .paths import check_relpath, locate, open_beneath
 from .schema import own_link
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ class DownloadPlan:
     size: int = 0
     part_type: str = "application/octet-stream"
     error: ApiError | None = None
+    archive: Callable[[], Iterator[bytes]] | None = None  # a folder: its zip, in pieces
 
     def close(self) -> None:
         if self.fd is not None:
@@ -117,9 +123,8 @@ async def plan_download(registry: AssetRegistry, asset_id: str,
     if row["state"] != "present":
         raise not_found("the asset is in the trash" if row["state"] == "trashed"
                         else "the asset's file is missing")
-    if row["kind"] != "file":
-        raise ApiError(400, "is_directory", "a folder asset is not downloaded as one file; "
-                                            "download its files (see its manifest)")
+    if row["kind"] == "dir":
+        return await _plan_folder(registry, row)
     category = registry.category(row["category"])
     fd = await asyncio.to_thread(open_beneath, category.path, PurePosixPath(row["rel_path"]))
     plan = DownloadPlan(200, {}, fd)
@@ -199,6 +204,71 @@ async def _fill(plan: DownloadPlan, registry: AssetRegistry, row: Any,
     plan.part_type = media_type
 
 
+async def _plan_folder(registry: AssetRegistry, row: Any) -> DownloadPlan:
+    """A folder asset: the zip of its manifest's files (checked now, opened while sent)."""
+    root = registry.category(row["category"]).path
+    folder = PurePosixPath(row["rel_path"])
+    members = [str(entry["path"]) for entry in orjson.loads(row["manifest"] or b"[]")]
+    allow_hidden = registry.hidden_allowed
+
+    def member_fd(path: str) -> int:
+        fd = open_beneath(root, folder / _member_path(path, allow_hidden))
+        try:
+            _check_member(registry, path, os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def check_all() -> None:
+        base = locate(root, folder)
+        paths = [_member_path(path, allow_hidden) for path in members]
+        for parent in sorted({p for rel in paths for p in rel.parents if p.parts}):
+            if not stat.S_ISDIR(_lstat(base / parent, parent.as_posix()).st_mode):
+                raise _member_missing(parent.as_posix())  # a link (or a file) on the way
+        for path, rel in zip(members, paths, strict=True):
+            _check_member(registry, path, _lstat(base / rel, path))
+
+    await asyncio.to_thread(check_all)
+    plan = DownloadPlan(200, {
+        "Content-Type": "application/zip",
+        "Content-Disposition": content_disposition(f"{row['name']}.zip"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Accept-Ranges": "none",
+        "Cache-Control": "private, no-cache",
+    })
+    plan.archive = lambda: zip_pieces(members, member_fd)
+    return plan
+
+
+def _member_path(path: str, allow_hidden: bool) -> PurePosixPath:
+    try:
+        return check_relpath(path, allow_hidden=allow_hidden)
+    except ApiError:
+        raise _member_missing(path) from None
+
+
+def _lstat(path: Path, member: str) -> os.stat_result:
+    try:
+        return os.lstat(path)
+    except OSError:
+        raise _member_missing(member) from None
+
+
+def _member_missing(path: str) -> ApiError:
+    return not_found(f"a file of the folder is missing or no longer a plain file: {path}")
+
+
+def _check_member(registry: AssetRegistry, path: str, st: os.stat_result) -> None:
+    """A member must still be a regular file with no hard link the registry did not make."""
+    if not stat.S_ISREG(st.st_mode):
+        raise _member_missing(path)
+    if st.st_nlink > 1 and not registry._link_ok_sync(st.st_dev, st.st_ino, st.st_nlink):
+        raise ApiError(403, "hard_link_refused",
+                       f"a file of the folder has other hard links: {path}")
+
+
 def _part_head(plan: DownloadPlan, media_type: str, start: int, end: int) -> bytes:
     return (f"--{plan.boundary}\r\nContent-Type: {media_type}\r\n"
             f"Content-Range: bytes {start}-{end - 1}/{plan.size}\r\n\r\n").encode()
@@ -231,3 +301,27 @@ async def read_chunks(plan: DownloadPlan) -> AsyncIterator[bytes]:
             yield b"\r\n"
     if plan.boundary is not None:
         yield _closing(plan)
+
+
+async def pieces_in_thread(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The items of ``pieces``, each made in a thread one ahead of the consumer.
+
+    Use it under ``contextlib.aclosing``: closing waits for the thread, then closes
+    ``pieces`` (its ``finally`` blocks release what it opened).
+    """
+    pending: asyncio.Future[bytes | None] | None = None
+    try:
+        pending = asyncio.ensure_future(asyncio.to_thread(next, pieces, None))
+        while True:
+            piece = await pending
+            pending = None
+            if piece is None:
+                return
+            pending = asyncio.ensure_future(asyncio.to_thread(next, pieces, None))
+            yield piece
+    finally:
+        if pending is not None:
+            await asyncio.wait([pending])  # a thread may still be inside the generator
+            if not pending.cancelled():
+                pending.exception()  # retrieved: the consumer has gone, nothing to report
+        await asyncio.to_thread(pieces.close)

@@ -2,7 +2,8 @@
 
     python tests/benchmarks/bench_assets.py [--size-mib 1024] [--repeats 3]
         [--chunk-sizes 65536,1048576] [--contents-repeats 1] [--files 100000]
-        [--skip-contents] [--skip-listing]
+        [--download-repeats 7] [--read-buffer-kib 1024] [--folder-files 8]
+        [--skip-uploads] [--skip-downloads] [--skip-contents] [--skip-listing]
 
 One notebench server subprocess per Tornado read-chunk size (``--chunk-sizes``, set with
 ``c.AssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
@@ -13,13 +14,19 @@ same disk as the server's root. Measured, medians of ``--repeats`` runs:
   before each upload so both meet the disk in the same state;
 - notebench raw upload (``POST assets/upload/artifacts``, the body sent with ``sendfile``,
   its sha256 checked by the server, fsync on), per chunk size;
-- notebench download (``GET assets/download/{id}``) and jupyter_server's ``/files/``
-  download of the same file, read into a reused buffer;
+- downloads, in a server of their own, of one registered copy of the file (in the page
+  cache): notebench's ``GET assets/download/{id}`` and jupyter_server's ``/files/``,
+  alternated run by run (``--download-repeats`` each, the order swapped every run), both
+  read by the same client: a raw socket ``recv_into`` a reused ``--read-buffer-kib``
+  buffer, so the client costs the same for both. The client's and the server's CPU time
+  per GiB are printed too (a path that keeps the client's core busy is client-bound); the
+  load average is printed before and after;
+- a folder asset (``--folder-files`` files sharing the file's size) downloaded as a zip;
 - jupyter_server's contents API upload the way JupyterLab does it (1 MiB base64 JSON
   chunks, ``PUT /api/contents/<path>``), ``--contents-repeats`` runs;
-- the server's peak RSS growth over notebench uploads and downloads (sampled every 20 ms)
-  and its worst event-loop lag during notebench's transfers (``_test/loop_lag``; the lag
-  during ``/files/`` downloads is printed apart);
+- the server's peak RSS growth over notebench uploads, and over notebench downloads
+  (sampled every 20 ms), and its worst event-loop lag during notebench's transfers
+  (``_test/loop_lag``; the lag during ``/files/`` downloads is printed apart);
 - ``--files`` files dropped into ``datasets/`` by hand, found by the scanner and hashed in
   the background, then ``GET assets/list/datasets`` first pages (default sort; by size;
   with a name filter), median and worst of 20.
@@ -53,6 +60,7 @@ if str(ROOT) not in sys.path:
 import psutil  # noqa: E402
 
 from tests.benchmarks._common import (  # noqa: E402
+    CpuMeter,
     api,
     fmt,
     log,
@@ -147,29 +155,69 @@ def upload(server: Any, src: Path, name: str, digest: str) -> tuple[float, dict[
     return size / MIB / elapsed, json.loads(body)
 
 
-def download(server: Any, path: str, expected: int, headers: dict[str, str] | None = None
-             ) -> float:
-    conn = http.client.HTTPConnection(*host_port(server), timeout=120)
-    buffer = bytearray(BLOCK)
-    try:
-        start = time.perf_counter()
-        conn.request("GET", path, headers={"Authorization": f"token {server.token}",
-                                           **(headers or {})})
-        response = conn.getresponse()
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {response.read(300)!r}")
-        got = 0
-        while True:
-            count = response.readinto(buffer)
-            if not count:
-                break
-            got += count
-        elapsed = time.perf_counter() - start
-    finally:
-        conn.close()
-    if got != expected:
-        raise RuntimeError(f"GET {path}: {got} of {expected} bytes")
-    return expected / MIB / elapsed
+class RawGet:
+    """One GET over a raw socket, the body read with ``recv_into`` into a reused buffer."""
+
+    def __init__(self, server: Any, buffer_bytes: int) -> None:
+        self.server = server
+        self.buffer = bytearray(buffer_bytes)
+        self.view = memoryview(self.buffer)
+
+    def fetch(self, path: str) -> tuple[float, float, int]:
+        """(seconds, client CPU seconds, body bytes) of ``GET path``; 200 with a length only."""
+        server = self.server
+        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                   f"Authorization: token {server.token}\r\nConnection: close\r\n\r\n")
+        with socket.create_connection(host_port(server)) as sock:
+            start, cpu = time.perf_counter(), time.thread_time()
+            sock.sendall(request.encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed before the response")
+                head += chunk
+            head, body = head.split(b"\r\n\r\n", 1)
+            status, headers = parse_head(head)
+            if status != 200 or "content-length" not in headers:
+                raise RuntimeError(f"GET {path}: {status} {headers} {body[:300]!r}")
+            length = int(headers["content-length"])
+            got = len(body)
+            view = self.view
+            while got < length:
+                count = sock.recv_into(view, min(len(view), length - got))
+                if not count:
+                    raise ConnectionError(f"GET {path}: {got} of {length} bytes")
+                got += count
+            return time.perf_counter() - start, time.thread_time() - cpu, got
+
+    def fetch_chunked(self, path: str) -> tuple[float, int]:
+        """(seconds, body bytes) of a chunked response, written to nothing."""
+        conn = http.client.HTTPConnection(*host_port(self.server), timeout=300)
+        try:
+            start = time.perf_counter()
+            conn.request("GET", path, headers={"Authorization": f"token {self.server.token}"})
+            response = conn.getresponse()
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {response.read(300)!r}")
+            got = 0
+            while True:
+                count = response.readinto(self.buffer)
+                if not count:
+                    break
+                got += count
+            return time.perf_counter() - start, got
+        finally:
+            conn.close()
+
+
+def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.decode("latin1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers
 
 
 def contents_upload(server: Any, src: Path, rel: str) -> float:
@@ -249,19 +297,16 @@ def loop_lag(server: Any) -> float:
 
 def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
               results: dict[str, Any], first: bool) -> None:
+    """Uploads at one read-chunk size (and, the first time, the contents API)."""
     extra = [f"--AssetRegistry.upload_read_chunk_bytes={chunk}",
              f"--AssetRegistry.max_upload_bytes={src.stat().st_size * 2}"]
     with running_server(extra) as server:
         pid = server.proc.pid
-        size = src.stat().st_size
         ups: list[float] = []
-        downs: list[float] = []
-        files: list[float] = []
         loop_lag(server)  # start the monitor
         time.sleep(0.5)
         loop_lag(server)
-        lags: list[float] = []  # worst loop lag during notebench's own transfers
-        files_lags: list[float] = []  # ... and during jupyter_server's /files/ downloads
+        lags: list[float] = []  # worst loop lag during notebench's uploads
         with RssSampler(pid) as rss:
             for run in range(args.repeats):
                 # cp+sync right before each upload: the disk is compared in the same state
@@ -272,33 +317,104 @@ def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
                 log(f"chunk {chunk}: upload {run + 1}/{args.repeats}: {speed:.0f} MiB/s")
                 if asset["sha256"] != digest:
                     raise RuntimeError("the server's sha256 differs")
-                if first:
-                    path = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
-                    downs.append(download(server, path, size))
-                    lags.append(loop_lag(server))
-                    files_path = f"{server.base_url}files/notebench/artifacts/bench-{run}.bin"
-                    files.append(download(server, files_path, size))
-                    files_lags.append(loop_lag(server))
-                    log(f"download {downs[-1]:.0f} MiB/s, /files/ {files[-1]:.0f} MiB/s")
-                else:
-                    lags.append(loop_lag(server))
+                lags.append(loop_lag(server))
                 forget(server, asset["id"])
         results["upload"][chunk] = statistics.median(ups)
         results["rss"][chunk] = rss.growth_mib
         results["lag"][chunk] = max(lags)
-        if files_lags:
-            results["files_lag"] = max(files_lags)
-        if first:
-            results["download"] = statistics.median(downs)
-            results["files"] = statistics.median(files)
-            if not args.skip_contents:
-                speeds = []
-                for run in range(args.contents_repeats):
-                    rel = f"contents-{run}.bin"
-                    speeds.append(contents_upload(server, src, rel))
-                    log(f"contents API upload {run + 1}: {speeds[-1]:.1f} MiB/s")
-                    (server.root_dir / rel).unlink(missing_ok=True)
-                results["contents"] = statistics.median(speeds)
+        if first and not args.skip_contents:
+            speeds = []
+            for run in range(args.contents_repeats):
+                rel = f"contents-{run}.bin"
+                speeds.append(contents_upload(server, src, rel))
+                log(f"contents API upload {run + 1}: {speeds[-1]:.1f} MiB/s")
+                (server.root_dir / rel).unlink(missing_ok=True)
+            results["contents"] = statistics.median(speeds)
+
+
+def artifacts(server: Any) -> Path:
+    return server.root_dir / "notebench" / "artifacts"
+
+
+def register(server: Any, rel: str) -> dict[str, Any]:
+    status, asset = api(server, "POST", "assets/register", {"category": "artifacts",
+                                                             "path": rel}, timeout=600)
+    if status != 200:
+        raise RuntimeError(f"register {rel}: {status} {asset}")
+    return asset
+
+
+def downloads(args: argparse.Namespace, src: Path, results: dict[str, Any]) -> None:
+    """notebench's download and ``/files/`` of the same cached file, alternated."""
+    size = src.stat().st_size
+    with running_server() as server:
+        subprocess.run(["cp", str(src), str(artifacts(server) / "dl.bin")], check=True)
+        asset = register(server, "dl.bin")
+        ours = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
+        files = f"{server.base_url}files/notebench/artifacts/dl.bin"
+        client = RawGet(server, args.read_buffer_kib * 1024)
+        meter = CpuMeter(server.proc.pid)
+        client.fetch(ours)  # warm up both paths (and the page cache)
+        client.fetch(files)
+        loop_lag(server)
+        time.sleep(0.5)
+        loop_lag(server)
+        runs: dict[str, list[tuple[float, float, float]]] = {"ours": [], "files": []}
+        lags: dict[str, list[float]] = {"ours": [], "files": []}
+        results["load_before"] = os.getloadavg()
+        with RssSampler(server.proc.pid) as rss:
+            for run in range(args.download_repeats):
+                order = ("ours", "files") if run % 2 == 0 else ("files", "ours")
+                for which in order:
+                    loop_lag(server)
+                    meter.start()
+                    seconds, client_cpu, got = client.fetch(ours if which == "ours" else files)
+                    meter.stop()
+                    lags[which].append(loop_lag(server))
+                    if got != size:
+                        raise RuntimeError(f"{which}: {got} of {size} bytes")
+                    runs[which].append((size / MIB / seconds, client_cpu / seconds * 100,
+                                        meter.cpu / seconds * 100))
+                log("download run {}: notebench {:.0f} MiB/s, /files/ {:.0f} MiB/s".format(
+                    run + 1, runs["ours"][-1][0], runs["files"][-1][0]))
+        results["load_after"] = os.getloadavg()
+        results["download_rss"] = rss.growth_mib
+        for which in ("ours", "files"):
+            speeds = [r[0] for r in runs[which]]
+            results[f"dl_{which}"] = {
+                "median": statistics.median(speeds), "min": min(speeds), "max": max(speeds),
+                "client_cpu": statistics.median(r[1] for r in runs[which]),
+                "server_cpu": statistics.median(r[2] for r in runs[which]),
+                "lag": max(lags[which]), "runs": speeds}
+        if args.folder_files:
+            results["folder"] = folder_download(args, server, src, client)
+
+
+def folder_download(args: argparse.Namespace, server: Any, src: Path, client: RawGet
+                    ) -> dict[str, float]:
+    """The file cut into ``--folder-files`` parts in a folder asset, downloaded as a zip."""
+    folder = artifacts(server) / "folder"
+    folder.mkdir()
+    part = -(-src.stat().st_size // args.folder_files)
+    with src.open("rb") as handle:
+        for index in range(args.folder_files):
+            with (folder / f"part-{index:02d}.bin").open("wb") as out:
+                left = part
+                while left and (block := handle.read(min(left, 16 * MIB))):
+                    out.write(block)
+                    left -= len(block)
+    asset = register(server, "folder")
+    path = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
+    speeds = []
+    with RssSampler(server.proc.pid) as rss:
+        for run in range(3):
+            seconds, got = client.fetch_chunked(path)
+            if got < asset["size"]:
+                raise RuntimeError(f"the zip has {got} bytes for {asset['size']} of files")
+            speeds.append(asset["size"] / MIB / seconds)
+            log(f"folder zip {run + 1}/3: {speeds[-1]:.0f} MiB/s of files")
+    return {"median": statistics.median(speeds), "rss": rss.growth_mib,
+            "size_mib": asset["size"] / MIB}
 
 
 def listing(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -351,9 +467,15 @@ def main() -> int:
     parser.add_argument("--chunk-sizes", default="65536,1048576")
     parser.add_argument("--contents-repeats", type=int, default=1)
     parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--download-repeats", type=int, default=7)
+    parser.add_argument("--read-buffer-kib", type=int, default=1024)
+    parser.add_argument("--folder-files", type=int, default=8)
+    parser.add_argument("--skip-uploads", action="store_true")
+    parser.add_argument("--skip-downloads", action="store_true")
     parser.add_argument("--skip-contents", action="store_true")
     parser.add_argument("--skip-listing", action="store_true")
-    parser.add_argument("--skip-transfers", action="store_true")
+    parser.add_argument("--skip-transfers", action="store_true",
+                        help="skip uploads and downloads")
     args = parser.parse_args()
     chunks = [int(c) for c in args.chunk_sizes.split(",") if c]
     log(machine_summary())
@@ -369,10 +491,13 @@ def main() -> int:
             digest = make_file(src, size)
             results["sha256"] = statistics.median(sha256_speed(src) for _ in range(3))
             log(f"sha256 {results['sha256']:.0f} MiB/s")
-            for index, chunk in enumerate(chunks):
-                transfers(args, chunk, src, digest, results, first=index == 0)
-            results["cp_sync"] = statistics.median(results["cp_runs"])
-            log("cp+sync runs: " + ", ".join(f"{v:.0f}" for v in results["cp_runs"]))
+            if not args.skip_downloads:
+                downloads(args, src, results)
+            if not args.skip_uploads:
+                for index, chunk in enumerate(chunks):
+                    transfers(args, chunk, src, digest, results, first=index == 0)
+                results["cp_sync"] = statistics.median(results["cp_runs"])
+                log("cp+sync runs: " + ", ".join(f"{v:.0f}" for v in results["cp_runs"]))
             src.unlink()
         if not args.skip_listing:
             listing(args, results)
@@ -383,8 +508,8 @@ def main() -> int:
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    rows = []
     if results.get("upload"):
+        rows = []
         cp = results["cp_sync"]
         contents = results.get("contents")
         rows.append(["sha256 (this process)", fmt(results["sha256"]), "-", "-"])
@@ -396,18 +521,34 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                          f"{GOALS['upload_vs_contents']})" if contents else "-"])
         if contents:
             rows.append(["contents API upload (1 MiB base64)", fmt(contents), "-", "-"])
-        rows.append(["notebench download", fmt(results["download"]),
-                     f"{results['download'] / results['files']:.1f}x /files/ (goal >= "
-                     f"{GOALS['download_vs_files']})", "-"])
-        rows.append(["/files/ download", fmt(results["files"]), "-", "-"])
-        print_table(["transfer", "MiB/s", "ratio", "ratio"], rows,
-                    title=f"Transfers of a {args.size_mib} MiB file (median of {args.repeats})")
+        print_table(["upload", "MiB/s", "ratio", "ratio"], rows,
+                    title=f"Uploads of a {args.size_mib} MiB file (median of {args.repeats})")
         print_table(["read chunk", "server RSS growth MiB (goal < 64)", "worst loop lag ms"],
                     [[f"{c // 1024} KiB", fmt(results["rss"][c]), fmt(results["lag"][c])]
-                     for c in results["upload"]], title="Server during notebench transfers")
-        if "files_lag" in results:
-            print(f"worst loop lag during jupyter_server's /files/ downloads: "
-                  f"{results['files_lag']:.1f} ms")
+                     for c in results["upload"]], title="Server during notebench uploads")
+    if "dl_ours" in results:
+        ours, files = results["dl_ours"], results["dl_files"]
+        rows = [[label, fmt(r["median"]), fmt(r["min"]), fmt(r["max"]),
+                 fmt(r["client_cpu"]), fmt(r["server_cpu"]), fmt(r["lag"])]
+                for label, r in (("notebench GET assets/download", ours),
+                                 ("jupyter_server GET /files/", files))]
+        print_table(["download", "median MiB/s", "min", "max", "client CPU %",
+                     "server CPU %", "worst loop lag ms"], rows,
+                    title=f"Downloads of a cached {args.size_mib} MiB file, alternated "
+                          f"({args.download_repeats} each; client: raw socket, "
+                          f"{args.read_buffer_kib} KiB recv_into buffer)")
+        print(f"ratio of medians: {ours['median'] / files['median']:.2f}x /files/ (goal >= "
+              f"{GOALS['download_vs_files']}); per-run: "
+              + ", ".join(f"{a / b:.1f}" for a, b in zip(ours["runs"], files["runs"],
+                                                        strict=True)))
+        print(f"server RSS growth over the downloads: {results['download_rss']:.1f} MiB; "
+              "load average before: " + ", ".join(f"{x:.2f}" for x in results["load_before"])
+              + ", after: " + ", ".join(f"{x:.2f}" for x in results["load_after"]))
+        if "folder" in results:
+            folder = results["folder"]
+            print(f"folder asset ({args.folder_files} files, {folder['size_mib']:.0f} MiB) "
+                  f"as a zip: {folder['median']:.0f} MiB/s of files (median of 3), server "
+                  f"RSS growth {folder['rss']:.1f} MiB")
     if results.get("listing"):
         print_table(["listing of datasets", "median ms", "worst ms"],
                     [[label, fmt(m), fmt(w)] for label, (m, w) in results["listing"].items()],

@@ -1,11 +1,18 @@
-"""Downloads: streaming, Range (first, middle, suffix, invalid, multiple), ETag, links."""
+"""Downloads: streaming, Range (first, middle, suffix, invalid, multiple), ETag, links;
+the body by ``sendfile`` (HTTP/1.1 and 1.0, keep-alive, a slow or vanishing client) and
+the fallback through Tornado when its private attributes are missing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import socket
+from typing import Any
 
 import pytest
 
+from notebench.server.assets import sendfile
 from tests.integration.assets.conftest import eventually, sha
 from tests.integration.assets.samples import random_bytes
 
@@ -115,3 +122,213 @@ async def test_a_registered_file_hard_linked_from_outside_is_refused(upload, dow
     response = await download(blob["id"])
     assert response.code == 403
     assert b"hard_link_refused" in response.body
+
+
+# -- the body by sendfile, and without it ----------------------------------------------------
+
+
+class RawClient:
+    """Hand-written requests on one socket (any HTTP version, a chosen receive buffer)."""
+
+    def __init__(self, port: int, auth: dict[str, str], api: str) -> None:
+        self.port, self.auth, self.api = port, auth, api
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self, rcvbuf: int | None = None) -> RawClient:
+        sock = socket.socket()
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
+        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+        return self
+
+    async def send(self, target: str, headers: dict[str, str] | None = None, *,
+                   method: str = "GET", version: str = "HTTP/1.1") -> None:
+        assert self.writer is not None
+        lines = [f"{method} {self.api}{target} {version}", f"Host: 127.0.0.1:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in {**self.auth, **(headers or {})}.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin1"))
+        await self.writer.drain()
+
+    async def head(self) -> tuple[int, dict[str, str]]:
+        assert self.reader is not None
+        raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 20)
+        status, *lines = raw.decode("latin1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        return int(status.split()[1]), headers
+
+    async def body(self, length: int, *, piece: int = 1 << 20, pause: float = 0.0) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while length:
+            data = await asyncio.wait_for(self.reader.read(min(piece, length)), 20)
+            if not data:
+                break
+            parts.append(data)
+            length -= len(data)
+            if pause:
+                await asyncio.sleep(pause)
+        return b"".join(parts)
+
+    async def get(self, target: str, headers: dict[str, str] | None = None, *,
+                  version: str = "HTTP/1.1") -> tuple[int, dict[str, str], bytes]:
+        await self.send(target, headers, version=version)
+        status, response_headers = await self.head()
+        body = await self.body(int(response_headers.get("content-length", "0")))
+        return status, response_headers, body
+
+    async def at_eof(self) -> bool:
+        assert self.reader is not None
+        return await asyncio.wait_for(self.reader.read(1), 20) == b""
+
+    def abort(self) -> None:
+        """Close abruptly (RST), as a client that crashed."""
+        assert self.writer is not None
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        self.writer.close()
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.wait_closed()
+
+
+@pytest.fixture
+def client(jp_http_port: int, jp_auth_header: dict, jp_base_url: str,
+           http_server_client: Any) -> Any:
+    """``conn = await client(rcvbuf=...)``: a connected ``RawClient``."""
+    opened: list[RawClient] = []
+
+    async def make(rcvbuf: int | None = None) -> RawClient:
+        conn = RawClient(jp_http_port, jp_auth_header, f"{jp_base_url}notebench/api/")
+        opened.append(conn)
+        return await conn.connect(rcvbuf)
+
+    yield make
+    for conn in opened:
+        if conn.writer is not None:
+            conn.writer.close()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """What each ``_send_once`` call (one ``os.sendfile``) moved; 0: the socket was full."""
+    calls: list[int] = []
+    real = sendfile._send_once
+
+    def spy(*args: Any) -> int:
+        count = real(*args)
+        calls.append(count)
+        return count
+
+    monkeypatch.setattr(sendfile, "_send_once", spy)
+    return calls
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_the_body_goes_by_sendfile_on_a_kept_alive_connection(upload, client, sent):
+    data = random_bytes(3 * 1024 * 1024 + 5)
+    asset = (await upload("artifacts", "direct.bin", data)).body
+    conn = await client()
+    status, headers, body = await conn.get(f"assets/download/{asset['id']}")
+    assert status == 200 and body == data
+    assert int(headers["content-length"]) == len(data)
+    assert "transfer-encoding" not in headers
+    assert sum(sent) == len(data)
+    # the same connection serves the next requests: Tornado's own count of the body held
+    status, headers, body = await conn.get(f"assets/download/{asset['id']}",
+                                           {"Range": "bytes=1000-1999"})
+    assert status == 206 and body == data[1000:2000]
+    assert sum(sent) == len(data) + 1000
+    status, _, body = await conn.get(f"assets/download/{asset['id']}",
+                                     {"Range": "bytes=0-9,20-29"})
+    assert status == 206 and body.count(data[:10]) == 1  # multipart: through Tornado
+    assert sum(sent) == len(data) + 1000
+    status, _, body = await conn.get(f"assets/{asset['id']}")
+    assert status == 200 and b'"sha256"' in body
+    await conn.close()
+
+
+async def test_an_http_1_0_client_gets_the_body_and_the_connection_closes(upload, client, sent):
+    data = random_bytes(2 * 1024 * 1024 + 3)
+    asset = (await upload("artifacts", "old.bin", data)).body
+    conn = await client()
+    status, headers, body = await conn.get(f"assets/download/{asset['id']}",
+                                           version="HTTP/1.0")
+    assert status == 200 and body == data
+    assert int(headers["content-length"]) == len(data)
+    assert await conn.at_eof()
+    conn = await client()
+    status, headers, body = await conn.get(f"assets/download/{asset['id']}",
+                                           {"Range": "bytes=-10"}, version="HTTP/1.0")
+    assert status == 206 and body == data[-10:]
+    assert sum(sent) == len(data) + 10
+
+
+async def test_a_slow_reader_gets_every_byte_and_the_loop_waits_for_its_socket(
+        upload, client, sent):
+    data = random_bytes(12 * 1024 * 1024)
+    asset = (await upload("artifacts", "slow.bin", data)).body
+    conn = await client(rcvbuf=32 * 1024)
+    await conn.send(f"assets/download/{asset['id']}", {"Range": "bytes=100-"})
+    status, headers = await conn.head()
+    assert status == 206 and headers["content-range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
+    first = await conn.body(256 * 1024, piece=16 * 1024, pause=0.01)
+    rest = await conn.body(len(data) - 100 - len(first))
+    assert first + rest == data[100:]
+    assert 0 in sent  # the socket was full at least once: the loop waited for it
+    assert sum(sent) == len(data) - 100
+
+
+async def test_a_client_gone_mid_body_releases_everything(upload, client, download, sent):
+    data = random_bytes(16 * 1024 * 1024)
+    asset = (await upload("artifacts", "gone.bin", data)).body
+    before = open_fds()
+    conn = await client(rcvbuf=32 * 1024)
+    await conn.send(f"assets/download/{asset['id']}")
+    status, _ = await conn.head()
+    assert status == 200
+    assert len(await conn.body(64 * 1024)) == 64 * 1024
+    await eventually(lambda: 0 in sent)  # the server waits on the full socket
+    conn.abort()
+    await eventually(lambda: open_fds() <= before)
+    assert sum(sent) < len(data)
+    again = await download(asset["id"])
+    assert again.code == 200 and again.body == data
+
+
+async def test_without_tornados_private_attributes_the_body_goes_through_tornado(
+        upload, download, client, sent, monkeypatch):
+    monkeypatch.setattr(sendfile, "PRIVATE_ATTRIBUTES",
+                        (*sendfile.PRIVATE_ATTRIBUTES, "_attribute_of_another_tornado"))
+    data = random_bytes(3 * 1024 * 1024 + 1)
+    asset = (await upload("artifacts", "plain.bin", data)).body
+    full = await download(asset["id"])
+    assert full.code == 200 and full.body == data
+    assert int(full.headers["Content-Length"]) == len(data)
+    part = await download(asset["id"], {"Range": "bytes=-1000"})
+    assert part.code == 206 and part.body == data[-1000:]
+    conn = await client()
+    status, _, body = await conn.get(f"assets/download/{asset['id']}", version="HTTP/1.0")
+    assert status == 200 and body == data
+    assert sent == []
+
+
+def test_the_direct_path_is_refused_for_connections_it_does_not_know():
+    class Bare:
+        stream = None
+
+    assert sendfile.direct_stream(Bare()) is None
+    assert sendfile.direct_stream(object()) is None
+    assert not sendfile.expects_raw_body(Bare(), 10)

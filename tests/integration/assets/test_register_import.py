@@ -85,7 +85,7 @@ async def test_register_a_folder_with_a_manifest(api, workspace):
     listed = await api("GET", "assets/list/datasets", params={"name": "images"})
     assert [i["rel_path"] for i in listed.body["items"]] == ["images"]
     download = await api("GET", f"assets/download/{asset['id']}")
-    assert download.status == 400 and download.body["error"]["code"] == "is_directory"
+    assert download.status == 200 and download.headers["Content-Type"] == "application/zip"
 
 
 async def test_register_refuses_folders_with_links_and_where_folders_are_not_taken(

@@ -1,0 +1,120 @@
+"""Putting a file's bytes on a response's socket with ``os.sendfile``.
+
+Through Tornado a body is read into Python, copied into the stream's buffer and then into
+the socket, a piece at a time, with a future and a callback per piece. For a plain HTTP/1
+response with a ``Content-Length``, once Tornado has written the headers nothing else is
+queued on the connection, so the kernel can move the file from the page cache to the
+socket itself. That relies on private attributes of Tornado's ``HTTP1Connection``:
+``_expected_content_remaining`` (the body bytes it still expects; ours are counted into it,
+or ``finish()`` would find the body short) and ``_chunking_output``, and on the stream's
+``socket``. Where they are missing, on TLS, without ``os.sendfile``, or when the headers
+did not go out as planned (a transform that compresses or chunks the body), the caller
+writes through Tornado as before.
+
+The event loop never waits on the disk: each ``sendfile`` call runs in a thread (a file
+not in the page cache is read there) and moves what the socket buffer takes at once;
+when the socket is full the loop waits for it to drain (``add_writer``), so a slow client
+holds no thread. The socket is used through a duplicate descriptor: if Tornado closes the
+connection meanwhile, its number cannot be handed to another file under our feet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import Any
+
+from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
+
+# Tornado's private attributes the direct path needs (see the module docstring).
+PRIVATE_ATTRIBUTES = ("_expected_content_remaining", "_chunking_output")
+MAX_CALL = 64 << 20  # bytes asked of one sendfile call (one thread hop at most)
+
+
+class FileShrank(OSError):
+    """The file ended before the bytes announced in ``Content-Length`` were sent."""
+
+
+def direct_stream(connection: Any) -> IOStream | None:
+    """The plain-socket stream of ``connection`` when the direct path applies, else None."""
+    if not hasattr(os, "sendfile"):
+        return None
+    if not all(hasattr(connection, name) for name in PRIVATE_ATTRIBUTES):
+        return None
+    stream = getattr(connection, "stream", None)
+    if not isinstance(stream, IOStream) or isinstance(stream, SSLIOStream):
+        return None
+    if not isinstance(getattr(stream, "socket", None), socket.socket):
+        return None
+    return stream
+
+
+def expects_raw_body(connection: Any, length: int) -> bool:
+    """After the headers: Tornado waits for exactly ``length`` unframed body bytes."""
+    return (getattr(connection, "_chunking_output", True) is False
+            and getattr(connection, "_expected_content_remaining", None) == length)
+
+
+def _send_once(sock_fd: int, fd: int, offset: int, count: int) -> int:
+    """One ``sendfile``: bytes taken by the socket, 0 when it is full (runs in a thread)."""
+    try:
+        sent = os.sendfile(sock_fd, fd, offset, min(count, MAX_CALL))
+    except BlockingIOError:
+        return 0
+    if sent == 0:
+        raise FileShrank("the file shrank while it was being sent")
+    return sent
+
+
+class DirectSender:
+    """Sends byte ranges of a file on one response's socket (see the module docstring)."""
+
+    def __init__(self, connection: Any, stream: IOStream) -> None:
+        self.connection = connection
+        self.stream = stream
+        self._waiter: asyncio.Future[None] | None = None
+
+    def abort(self) -> None:
+        """The connection closed: wake a wait for the socket (the handler calls this)."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(StreamClosedError())
+
+    async def send(self, fd: int, start: int, end: int) -> None:
+        """Send bytes ``[start, end)`` of ``fd``; Tornado's count of the body kept in step.
+
+        Raises ``StreamClosedError`` when the client goes away or the connection is closed.
+        """
+        try:
+            sock_fd = os.dup(self.stream.socket.fileno())
+        except (OSError, ValueError):
+            raise StreamClosedError() from None
+        try:
+            offset = start
+            while offset < end:
+                if self.stream.closed():
+                    raise StreamClosedError()
+                try:
+                    sent = await asyncio.to_thread(_send_once, sock_fd, fd, offset, end - offset)
+                except (BrokenPipeError, ConnectionError):
+                    self.stream.close()
+                    raise StreamClosedError() from None
+                if sent:
+                    offset += sent
+                    self.connection._expected_content_remaining -= sent
+                else:
+                    await self._writable(sock_fd)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(sock_fd)
+
+    async def _writable(self, sock_fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        loop.add_writer(sock_fd, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            loop.remove_writer(sock_fd)
+            self._waiter = None

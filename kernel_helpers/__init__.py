@@ -27,12 +27,13 @@ _LAZY: dict[str, str] = {
     "auto_batch_size": "notebench.batch_size",
     "resolve_settings": "notebench.settings",
     "output_dir": "notebench._jobdir",
+    "dashboard": "notebench.widgets.board",
 }
 
 # submodules reachable as attributes (``notebench.assets.list(...)``) without importing them
 _SUBMODULES = (
     "hardware", "assets", "client", "jobs",
-    "tracking", "control", "checkpoints", "models", "settings", "batch_size",
+    "tracking", "control", "checkpoints", "models", "settings", "batch_size", "widgets",
 )
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]

@@ -25,6 +25,7 @@ API_PREFIX = "notebench/api/"
 ENV_URL = "NOTEBENCH_SERVER_URL"
 ENV_TOKEN = "NOTEBENCH_SERVER_TOKEN"
 ENV_WORKSPACE = "NOTEBENCH_WORKSPACE"
+ENV_VOILA_ACTIONS = "NOTEBENCH_VOILA_ACTIONS"
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -64,6 +65,10 @@ class NotebenchApp(ExtensionApp):
     benchmark_nice = Int(10, help="Niceness of the hardware benchmark worker.").tag(config=True)
     benchmark_disk_mb = Int(256, help="File size of the disk benchmark, MiB.").tag(config=True)
     benchmark_quick = Bool(False, help="Run a short hardware benchmark (tests).").tag(config=True)
+    voila_actions = Bool(
+        False, help="Let the dashboards published by Voila start, stop and delete (their "
+                    "kernel acts with the server owner's rights, whoever views the page).",
+    ).tag(config=True)
     test_hooks = Bool(
         False, help="Serve the routes tests and benchmarks drive (never in production)."
     ).tag(config=True)
@@ -126,6 +131,7 @@ class NotebenchApp(ExtensionApp):
         os.environ[ENV_URL] = url
         os.environ[ENV_TOKEN] = serverapp.identity_provider.token or ""
         os.environ[ENV_WORKSPACE] = str(workspace.path)
+        os.environ[ENV_VOILA_ACTIONS] = "1" if self.voila_actions else "0"
         os.environ["NOTEBENCH_RUNS_DIR"] = str(workspace.root("artifacts") / "jobs")
         if workspace.read_only:
             log.warning("notebench: %s", workspace.read_only_reason())

@@ -95,7 +95,8 @@ class CloseStreamsHook(NotebenchHandler):
     auth_area = "testing"
 
     async def post(self) -> None:
-        subs = list(self.services.bus.subscribers())
+        # SSE clients only: in-process subscribers (monitoring's job watch) have no socket
+        subs = [s for s in self.services.bus.subscribers() if hasattr(s, "writer")]
         for sub in subs:
             sub.writer.close()
         self.write_json({"closed": len(subs)})

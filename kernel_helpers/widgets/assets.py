@@ -152,10 +152,17 @@ class AssetsPanel(Panel):
             self.chooser = None
             return
         from ipyfilechooser import FileChooser
+        from ipyfilechooser.errors import InvalidPathError
 
         folder = self.import_dirs[0]
-        self.chooser = FileChooser(folder, sandbox_path=folder, title=self.t("Import"),
-                                   show_only_dirs=False)
+        try:
+            self.chooser = FileChooser(folder, sandbox_path=folder, title=self.t("Import"),
+                                       show_only_dirs=False)
+        except InvalidPathError:
+            note = f"the import folder {folder} does not exist"
+            self.import_box.children = [w.HTML(f'<div class="nb-error">{esc(note)}</div>')]
+            self.chooser = None
+            return
         self.import_button = self.button("Import", self.import_selected)
         self.import_box.children = [w.HBox([self.chooser, self.import_button])]
 

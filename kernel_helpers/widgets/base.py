@@ -105,7 +105,10 @@ class Panel(w.VBox):
         self.indicator.set(status, detail)
 
     def on_resync(self, reset: bool) -> None:
-        self.refresh()
+        """After a drop the replay from the last id brings what was missed; a ``reset``
+        (the id is older than the server keeps) means reading the state again."""
+        if reset:
+            self.refresh()
 
     # -- helpers -----------------------------------------------------------------------------
 

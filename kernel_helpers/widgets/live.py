@@ -95,6 +95,7 @@ class LiveFeed:
         self._stream = _StreamClient(client, self._opened)
         self._threads: list[threading.Thread] = []
         self._was_connected = False
+        self._planned = False
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -165,8 +166,9 @@ class LiveFeed:
 
     def _opened(self) -> None:
         self.connections += 1
-        resumed = self._was_connected
+        resumed = self._was_connected and not self._planned
         self._was_connected = True
+        self._planned = False
         self._set_status(LIVE, {})
         if resumed:
             self._request_resync(False)
@@ -184,6 +186,7 @@ class LiveFeed:
             try:
                 for event in stream:
                     if self._stop.is_set() or self._switch:
+                        self._planned = True  # a new topic set, not a drop
                         break
                     if event.event == "reconnecting":
                         attempt = int(event.data.get("attempt", 1))

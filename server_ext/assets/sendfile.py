@@ -11,11 +11,16 @@ or ``finish()`` would find the body short) and ``_chunking_output``, and on the 
 did not go out as planned (a transform that compresses or chunks the body), the caller
 writes through Tornado as before.
 
-The event loop never waits on the disk: each ``sendfile`` call runs in a thread (a file
-not in the page cache is read there) and moves what the socket buffer takes at once;
-when the socket is full the loop waits for it to drain (``add_writer``), so a slow client
-holds no thread. The socket is used through a duplicate descriptor: if Tornado closes the
-connection meanwhile, its number cannot be handed to another file under our feet.
+The event loop never waits on the disk: ``sendfile`` runs in a thread (a file not in the
+page cache is read there). The thread keeps sending while the client keeps up: a full
+socket is waited for there up to ``THREAD_WAIT_MS`` (a fast reader drains it in far
+less), and it hands back to the loop at least every ``HOP_SECONDS``, so other work queued
+for threads gets its turn. A socket that stays full longer is waited for by the loop
+(``add_writer``): a slow client holds no thread. Waiting in the thread rather than on the
+loop halves the server's CPU per GiB (about 0.2 s instead of 0.4 s here, measured with
+``tests/benchmarks/bench_assets.py``). The socket is used through a duplicate descriptor:
+if Tornado closes the connection meanwhile, its number cannot be handed to another file
+under our feet.
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
+import time
 from typing import Any
 
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 
 # Tornado's private attributes the direct path needs (see the module docstring).
 PRIVATE_ATTRIBUTES = ("_expected_content_remaining", "_chunking_output")
-MAX_CALL = 64 << 20  # bytes asked of one sendfile call (one thread hop at most)
+MAX_CALL = 64 << 20  # bytes asked of one sendfile call
+THREAD_WAIT_MS = 5  # a full socket is waited for in the thread this long, then on the loop
+HOP_SECONDS = 0.05  # a thread goes back to the loop at least this often
 
 
 class FileShrank(OSError):
@@ -57,15 +66,37 @@ def expects_raw_body(connection: Any, length: int) -> bool:
             and getattr(connection, "_expected_content_remaining", None) == length)
 
 
-def _send_once(sock_fd: int, fd: int, offset: int, count: int) -> int:
-    """One ``sendfile``: bytes taken by the socket, 0 when it is full (runs in a thread)."""
+def _send_some(sock_fd: int, fd: int, offset: int, count: int) -> tuple[int, bool]:
+    """``sendfile`` in a thread while the client keeps up: (bytes sent, socket still full)."""
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    deadline = time.monotonic() + HOP_SECONDS
+    sent = 0
+    while sent < count and time.monotonic() < deadline:
+        try:
+            moved = os.sendfile(sock_fd, fd, offset + sent, min(count - sent, MAX_CALL))
+        except BlockingIOError:
+            if not poller.poll(THREAD_WAIT_MS):
+                return sent, True
+            continue
+        if moved == 0:
+            raise FileShrank("the file shrank while it was being sent")
+        sent += moved
+    return sent, False
+
+
+async def _finishing(work: Any) -> Any:
+    """Await thread work; if cancelled, let the thread finish before going on.
+
+    The thread uses descriptors the caller closes on the way out (the file's, the socket's
+    duplicate); closed early, their numbers could be given to other files meanwhile.
+    """
+    task = asyncio.ensure_future(work)
     try:
-        sent = os.sendfile(sock_fd, fd, offset, min(count, MAX_CALL))
-    except BlockingIOError:
-        return 0
-    if sent == 0:
-        raise FileShrank("the file shrank while it was being sent")
-    return sent
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 class DirectSender:
@@ -88,7 +119,7 @@ class DirectSender:
         """
         try:
             sock_fd = os.dup(self.stream.socket.fileno())
-        except (OSError, ValueError):
+        except (AttributeError, OSError, ValueError):
             raise StreamClosedError() from None
         try:
             offset = start
@@ -96,14 +127,14 @@ class DirectSender:
                 if self.stream.closed():
                     raise StreamClosedError()
                 try:
-                    sent = await asyncio.to_thread(_send_once, sock_fd, fd, offset, end - offset)
+                    sent, full = await _finishing(asyncio.to_thread(
+                        _send_some, sock_fd, fd, offset, end - offset))
                 except (BrokenPipeError, ConnectionError):
                     self.stream.close()
                     raise StreamClosedError() from None
-                if sent:
-                    offset += sent
-                    self.connection._expected_content_remaining -= sent
-                else:
+                offset += sent
+                self.connection._expected_content_remaining -= sent
+                if full:
                     await self._writable(sock_fd)
         finally:
             with contextlib.suppress(OSError):

@@ -2,8 +2,8 @@
 
     python tests/benchmarks/bench_assets.py [--size-mib 1024] [--repeats 3]
         [--chunk-sizes 65536,1048576] [--contents-repeats 1] [--files 100000]
-        [--download-repeats 7] [--read-buffer-kib 1024] [--folder-files 8]
-        [--skip-uploads] [--skip-downloads] [--skip-contents] [--skip-listing]
+        [--download-repeats 7] [--read-buffer-kib 1024] [--clients recv_into,splice]
+        [--folder-files 8] [--skip-uploads] [--skip-downloads] [--skip-contents] [--skip-listing]
 
 One notebench server subprocess per Tornado read-chunk size (``--chunk-sizes``, set with
 ``c.AssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
@@ -17,16 +17,18 @@ same disk as the server's root. Measured, medians of ``--repeats`` runs:
 - downloads, in a server of their own, of one registered copy of the file (in the page
   cache): notebench's ``GET assets/download/{id}`` and jupyter_server's ``/files/``,
   alternated run by run (``--download-repeats`` each, the order swapped every run), both
-  read by the same client: a raw socket ``recv_into`` a reused ``--read-buffer-kib``
-  buffer, so the client costs the same for both. The client's and the server's CPU time
-  per GiB are printed too (a path that keeps the client's core busy is client-bound); the
-  load average is printed before and after;
-- a folder asset (``--folder-files`` files sharing the file's size) downloaded as a zip;
+  read by the same raw-socket clients (``--clients``): ``recv_into`` a reused
+  ``--read-buffer-kib`` buffer, and ``splice`` to ``/dev/null`` (no copy to user space:
+  the server's own rate). The client's and the server's CPU (% of one core) are printed
+  too: a path that keeps the client's core busy is client-bound. The load average is
+  printed before and after (the machine may be shared);
+- the file cut into ``--folder-files`` parts, registered as a folder asset and downloaded
+  as a zip (MiB/s of files, CPU, server RSS growth);
 - jupyter_server's contents API upload the way JupyterLab does it (1 MiB base64 JSON
   chunks, ``PUT /api/contents/<path>``), ``--contents-repeats`` runs;
-- the server's peak RSS growth over notebench uploads, and over notebench downloads
-  (sampled every 20 ms), and its worst event-loop lag during notebench's transfers
-  (``_test/loop_lag``; the lag during ``/files/`` downloads is printed apart);
+- the server's peak RSS growth over notebench uploads, and over the downloads (sampled
+  every 20 ms), and its worst event-loop lag during each kind of transfer
+  (``_test/loop_lag``);
 - ``--files`` files dropped into ``datasets/`` by hand, found by the scanner and hashed in
   the background, then ``GET assets/list/datasets`` first pages (default sort; by size;
   with a name filter), median and worst of 20.
@@ -39,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -71,6 +75,7 @@ from tests.benchmarks._common import (  # noqa: E402
 )
 
 MIB = 1024 * 1024
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 BLOCK = MIB
 GOALS = {"upload_vs_cp": 0.5, "upload_vs_contents": 6.0, "download_vs_files": 4.0,
          "rss_mib": 64.0, "first_page_ms": 100.0}
@@ -156,59 +161,91 @@ def upload(server: Any, src: Path, name: str, digest: str) -> tuple[float, dict[
 
 
 class RawGet:
-    """One GET over a raw socket, the body read with ``recv_into`` into a reused buffer."""
+    """GETs over a raw socket; the body read by the same client for every server path.
+
+    ``recv_into``: into one reused buffer (a copy to user space, nothing else);
+    ``splice``: moved to ``/dev/null`` through a pipe, never copied to user space (Linux),
+    so the client costs as little as it can and the server's own rate shows.
+    """
 
     def __init__(self, server: Any, buffer_bytes: int) -> None:
         self.server = server
         self.buffer = bytearray(buffer_bytes)
         self.view = memoryview(self.buffer)
+        self.pipe: tuple[int, int] | None = None
+        self.null: int | None = None
 
-    def fetch(self, path: str) -> tuple[float, float, int]:
-        """(seconds, client CPU seconds, body bytes) of ``GET path``; 200 with a length only."""
+    def close(self) -> None:
+        for fd in (*(self.pipe or ()), self.null):
+            if fd is not None:
+                os.close(fd)
+
+    def _request(self, sock: socket.socket, path: str) -> tuple[int, dict[str, str], bytes]:
         server = self.server
-        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                   f"Authorization: token {server.token}\r\nConnection: close\r\n\r\n")
-        with socket.create_connection(host_port(server)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                     f"Authorization: token {server.token}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the response")
+            head += chunk
+        head, body = head.split(b"\r\n\r\n", 1)
+        status, headers = parse_head(head)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {headers} {body[:300]!r}")
+        return status, headers, body
+
+    def fetch(self, path: str, mode: str = "recv_into") -> tuple[float, float, int]:
+        """(seconds, client CPU seconds, body bytes) of ``GET path`` (needs a length)."""
+        with socket.create_connection(host_port(self.server)) as sock:
             start, cpu = time.perf_counter(), time.thread_time()
-            sock.sendall(request.encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed before the response")
-                head += chunk
-            head, body = head.split(b"\r\n\r\n", 1)
-            status, headers = parse_head(head)
-            if status != 200 or "content-length" not in headers:
-                raise RuntimeError(f"GET {path}: {status} {headers} {body[:300]!r}")
+            _, headers, body = self._request(sock, path)
+            if "content-length" not in headers:
+                raise RuntimeError(f"GET {path}: no Content-Length")
             length = int(headers["content-length"])
             got = len(body)
-            view = self.view
-            while got < length:
-                count = sock.recv_into(view, min(len(view), length - got))
-                if not count:
-                    raise ConnectionError(f"GET {path}: {got} of {length} bytes")
-                got += count
+            if mode == "splice":
+                got += self._splice(sock, length - got)
+            else:
+                view = self.view
+                while got < length:
+                    count = sock.recv_into(view, min(len(view), length - got))
+                    if not count:
+                        break
+                    got += count
+            if got != length:
+                raise ConnectionError(f"GET {path}: {got} of {length} bytes")
             return time.perf_counter() - start, time.thread_time() - cpu, got
 
-    def fetch_chunked(self, path: str) -> tuple[float, int]:
-        """(seconds, body bytes) of a chunked response, written to nothing."""
-        conn = http.client.HTTPConnection(*host_port(self.server), timeout=300)
-        try:
-            start = time.perf_counter()
-            conn.request("GET", path, headers={"Authorization": f"token {self.server.token}"})
-            response = conn.getresponse()
-            if response.status != 200:
-                raise RuntimeError(f"GET {path}: {response.status} {response.read(300)!r}")
-            got = 0
-            while True:
-                count = response.readinto(self.buffer)
-                if not count:
-                    break
+    def _splice(self, sock: socket.socket, length: int) -> int:
+        if self.pipe is None:
+            self.pipe = os.pipe()
+            with contextlib.suppress(OSError):  # up to /proc/sys/fs/pipe-max-size
+                fcntl.fcntl(self.pipe[1], F_SETPIPE_SZ, len(self.buffer))
+            self.null = os.open(os.devnull, os.O_WRONLY)
+        read_end, write_end = self.pipe
+        got = 0
+        while got < length:
+            count = os.splice(sock.fileno(), write_end, min(len(self.buffer), length - got))
+            if not count:
+                break
+            got += count
+            while count:
+                count -= os.splice(read_end, self.null, count)  # type: ignore[arg-type]
+        return got
+
+    def fetch_until_closed(self, path: str) -> tuple[float, float, int]:
+        """(seconds, client CPU seconds, bytes after the head) of a response without a
+        length (a chunked body: its framing, about 10 bytes per piece, is counted)."""
+        with socket.create_connection(host_port(self.server)) as sock:
+            start, cpu = time.perf_counter(), time.thread_time()
+            _, _, body = self._request(sock, path)
+            got = len(body)
+            while count := sock.recv_into(self.view):
                 got += count
-            return time.perf_counter() - start, got
-        finally:
-            conn.close()
+            return time.perf_counter() - start, time.thread_time() - cpu, got
 
 
 def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
@@ -347,47 +384,49 @@ def register(server: Any, rel: str) -> dict[str, Any]:
 def downloads(args: argparse.Namespace, src: Path, results: dict[str, Any]) -> None:
     """notebench's download and ``/files/`` of the same cached file, alternated."""
     size = src.stat().st_size
+    modes = [m for m in args.clients.split(",") if m]
     with running_server() as server:
         subprocess.run(["cp", str(src), str(artifacts(server) / "dl.bin")], check=True)
         asset = register(server, "dl.bin")
-        ours = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
-        files = f"{server.base_url}files/notebench/artifacts/dl.bin"
+        paths = {"ours": f"{server.base_url}notebench/api/assets/download/{asset['id']}",
+                 "files": f"{server.base_url}files/notebench/artifacts/dl.bin"}
         client = RawGet(server, args.read_buffer_kib * 1024)
         meter = CpuMeter(server.proc.pid)
-        client.fetch(ours)  # warm up both paths (and the page cache)
-        client.fetch(files)
+        for path in paths.values():  # warm up both paths (and the page cache)
+            client.fetch(path)
         loop_lag(server)
         time.sleep(0.5)
         loop_lag(server)
-        runs: dict[str, list[tuple[float, float, float]]] = {"ours": [], "files": []}
-        lags: dict[str, list[float]] = {"ours": [], "files": []}
+        runs: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {
+            (mode, which): [] for mode in modes for which in paths}
         results["load_before"] = os.getloadavg()
         with RssSampler(server.proc.pid) as rss:
             for run in range(args.download_repeats):
-                order = ("ours", "files") if run % 2 == 0 else ("files", "ours")
-                for which in order:
-                    loop_lag(server)
-                    meter.start()
-                    seconds, client_cpu, got = client.fetch(ours if which == "ours" else files)
-                    meter.stop()
-                    lags[which].append(loop_lag(server))
-                    if got != size:
-                        raise RuntimeError(f"{which}: {got} of {size} bytes")
-                    runs[which].append((size / MIB / seconds, client_cpu / seconds * 100,
-                                        meter.cpu / seconds * 100))
-                log("download run {}: notebench {:.0f} MiB/s, /files/ {:.0f} MiB/s".format(
-                    run + 1, runs["ours"][-1][0], runs["files"][-1][0]))
+                for mode in modes:
+                    order = ("ours", "files") if run % 2 == 0 else ("files", "ours")
+                    for which in order:
+                        loop_lag(server)
+                        meter.start()
+                        seconds, client_cpu, _ = client.fetch(paths[which], mode)
+                        meter.stop()
+                        runs[mode, which].append((size / MIB / seconds,
+                                                  client_cpu / seconds * 100,
+                                                  meter.cpu / seconds * 100, loop_lag(server)))
+                    log(f"download run {run + 1}, {mode}: notebench "
+                        f"{runs[mode, 'ours'][-1][0]:.0f} MiB/s, /files/ "
+                        f"{runs[mode, 'files'][-1][0]:.0f} MiB/s")
         results["load_after"] = os.getloadavg()
         results["download_rss"] = rss.growth_mib
-        for which in ("ours", "files"):
-            speeds = [r[0] for r in runs[which]]
-            results[f"dl_{which}"] = {
-                "median": statistics.median(speeds), "min": min(speeds), "max": max(speeds),
-                "client_cpu": statistics.median(r[1] for r in runs[which]),
-                "server_cpu": statistics.median(r[2] for r in runs[which]),
-                "lag": max(lags[which]), "runs": speeds}
+        results["downloads"] = {key: {
+            "median": statistics.median(r[0] for r in values),
+            "min": min(r[0] for r in values), "max": max(r[0] for r in values),
+            "client_cpu": statistics.median(r[1] for r in values),
+            "server_cpu": statistics.median(r[2] for r in values),
+            "lag": max(r[3] for r in values), "runs": [r[0] for r in values]}
+            for key, values in runs.items()}
         if args.folder_files:
             results["folder"] = folder_download(args, server, src, client)
+        client.close()
 
 
 def folder_download(args: argparse.Namespace, server: Any, src: Path, client: RawGet
@@ -405,15 +444,21 @@ def folder_download(args: argparse.Namespace, server: Any, src: Path, client: Ra
                     left -= len(block)
     asset = register(server, "folder")
     path = f"{server.base_url}notebench/api/assets/download/{asset['id']}"
-    speeds = []
+    runs = []
+    meter = CpuMeter(server.proc.pid)
     with RssSampler(server.proc.pid) as rss:
         for run in range(3):
-            seconds, got = client.fetch_chunked(path)
+            meter.start()
+            seconds, client_cpu, got = client.fetch_until_closed(path)
+            meter.stop()
             if got < asset["size"]:
                 raise RuntimeError(f"the zip has {got} bytes for {asset['size']} of files")
-            speeds.append(asset["size"] / MIB / seconds)
-            log(f"folder zip {run + 1}/3: {speeds[-1]:.0f} MiB/s of files")
-    return {"median": statistics.median(speeds), "rss": rss.growth_mib,
+            runs.append((asset["size"] / MIB / seconds, client_cpu / seconds * 100,
+                         meter.cpu / seconds * 100))
+            log(f"folder zip {run + 1}/3: {runs[-1][0]:.0f} MiB/s of files")
+    return {"median": statistics.median(r[0] for r in runs), "rss": rss.growth_mib,
+            "client_cpu": statistics.median(r[1] for r in runs),
+            "server_cpu": statistics.median(r[2] for r in runs),
             "size_mib": asset["size"] / MIB}
 
 
@@ -469,6 +514,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--download-repeats", type=int, default=7)
     parser.add_argument("--read-buffer-kib", type=int, default=1024)
+    parser.add_argument("--clients", default="recv_into,splice",
+                        help="download clients: recv_into, splice (Linux)")
     parser.add_argument("--folder-files", type=int, default=8)
     parser.add_argument("--skip-uploads", action="store_true")
     parser.add_argument("--skip-downloads", action="store_true")
@@ -526,29 +573,34 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         print_table(["read chunk", "server RSS growth MiB (goal < 64)", "worst loop lag ms"],
                     [[f"{c // 1024} KiB", fmt(results["rss"][c]), fmt(results["lag"][c])]
                      for c in results["upload"]], title="Server during notebench uploads")
-    if "dl_ours" in results:
-        ours, files = results["dl_ours"], results["dl_files"]
-        rows = [[label, fmt(r["median"]), fmt(r["min"]), fmt(r["max"]),
+    if "downloads" in results:
+        table = results["downloads"]
+        modes = list(dict.fromkeys(mode for mode, _ in table))
+        rows = [[f"{label} ({mode})", fmt(r["median"]), fmt(r["min"]), fmt(r["max"]),
                  fmt(r["client_cpu"]), fmt(r["server_cpu"]), fmt(r["lag"])]
-                for label, r in (("notebench GET assets/download", ours),
-                                 ("jupyter_server GET /files/", files))]
-        print_table(["download", "median MiB/s", "min", "max", "client CPU %",
+                for mode in modes
+                for label, r in (("notebench assets/download", table[mode, "ours"]),
+                                 ("jupyter_server /files/", table[mode, "files"]))]
+        print_table(["download (client)", "median MiB/s", "min", "max", "client CPU %",
                      "server CPU %", "worst loop lag ms"], rows,
                     title=f"Downloads of a cached {args.size_mib} MiB file, alternated "
-                          f"({args.download_repeats} each; client: raw socket, "
-                          f"{args.read_buffer_kib} KiB recv_into buffer)")
-        print(f"ratio of medians: {ours['median'] / files['median']:.2f}x /files/ (goal >= "
-              f"{GOALS['download_vs_files']}); per-run: "
-              + ", ".join(f"{a / b:.1f}" for a, b in zip(ours["runs"], files["runs"],
-                                                        strict=True)))
+                          f"({args.download_repeats} each; raw-socket client, "
+                          f"{args.read_buffer_kib} KiB buffer)")
+        for mode in modes:
+            ours, files = table[mode, "ours"], table[mode, "files"]
+            print(f"{mode}: ratio of medians {ours['median'] / files['median']:.2f}x /files/ "
+                  f"(goal >= {GOALS['download_vs_files']}); per run: "
+                  + ", ".join(f"{a / b:.1f}" for a, b in zip(ours["runs"], files["runs"],
+                                                            strict=True)))
         print(f"server RSS growth over the downloads: {results['download_rss']:.1f} MiB; "
               "load average before: " + ", ".join(f"{x:.2f}" for x in results["load_before"])
               + ", after: " + ", ".join(f"{x:.2f}" for x in results["load_after"]))
         if "folder" in results:
             folder = results["folder"]
             print(f"folder asset ({args.folder_files} files, {folder['size_mib']:.0f} MiB) "
-                  f"as a zip: {folder['median']:.0f} MiB/s of files (median of 3), server "
-                  f"RSS growth {folder['rss']:.1f} MiB")
+                  f"as a zip: {folder['median']:.0f} MiB/s of files (median of 3; client CPU "
+                  f"{folder['client_cpu']:.0f} %, server CPU {folder['server_cpu']:.0f} %), "
+                  f"server RSS growth {folder['rss']:.1f} MiB")
     if results.get("listing"):
         print_table(["listing of datasets", "median ms", "worst ms"],
                     [[label, fmt(m), fmt(w)] for label, (m, w) in results["listing"].items()],

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -218,18 +220,30 @@ def client(jp_http_port: int, jp_auth_header: dict, jp_base_url: str,
             conn.writer.close()
 
 
+class SentLog(list):
+    """``(bytes, socket left full)`` of each trip of the direct path to its thread."""
+
+    @property
+    def total(self) -> int:
+        return sum(count for count, _ in self)
+
+    @property
+    def waited_on_loop(self) -> bool:
+        return any(full for _, full in self)
+
+
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """What each ``_send_once`` call (one ``os.sendfile``) moved; 0: the socket was full."""
-    calls: list[int] = []
-    real = sendfile._send_once
+def sent(monkeypatch: pytest.MonkeyPatch) -> SentLog:
+    """A record of every ``_send_some`` call (``os.sendfile`` in a thread)."""
+    calls = SentLog()
+    real = sendfile._send_some
 
-    def spy(*args: Any) -> int:
-        count = real(*args)
-        calls.append(count)
-        return count
+    def spy(*args: Any) -> tuple[int, bool]:
+        result = real(*args)
+        calls.append(result)
+        return result
 
-    monkeypatch.setattr(sendfile, "_send_once", spy)
+    monkeypatch.setattr(sendfile, "_send_some", spy)
     return calls
 
 
@@ -245,16 +259,16 @@ async def test_the_body_goes_by_sendfile_on_a_kept_alive_connection(upload, clie
     assert status == 200 and body == data
     assert int(headers["content-length"]) == len(data)
     assert "transfer-encoding" not in headers
-    assert sum(sent) == len(data)
+    assert sent.total == len(data)
     # the same connection serves the next requests: Tornado's own count of the body held
     status, headers, body = await conn.get(f"assets/download/{asset['id']}",
                                            {"Range": "bytes=1000-1999"})
     assert status == 206 and body == data[1000:2000]
-    assert sum(sent) == len(data) + 1000
+    assert sent.total == len(data) + 1000
     status, _, body = await conn.get(f"assets/download/{asset['id']}",
                                      {"Range": "bytes=0-9,20-29"})
     assert status == 206 and body.count(data[:10]) == 1  # multipart: through Tornado
-    assert sum(sent) == len(data) + 1000
+    assert sent.total == len(data) + 1000
     status, _, body = await conn.get(f"assets/{asset['id']}")
     assert status == 200 and b'"sha256"' in body
     await conn.close()
@@ -273,7 +287,7 @@ async def test_an_http_1_0_client_gets_the_body_and_the_connection_closes(upload
     status, headers, body = await conn.get(f"assets/download/{asset['id']}",
                                            {"Range": "bytes=-10"}, version="HTTP/1.0")
     assert status == 206 and body == data[-10:]
-    assert sum(sent) == len(data) + 10
+    assert sent.total == len(data) + 10
 
 
 async def test_a_slow_reader_gets_every_byte_and_the_loop_waits_for_its_socket(
@@ -287,8 +301,8 @@ async def test_a_slow_reader_gets_every_byte_and_the_loop_waits_for_its_socket(
     first = await conn.body(256 * 1024, piece=16 * 1024, pause=0.01)
     rest = await conn.body(len(data) - 100 - len(first))
     assert first + rest == data[100:]
-    assert 0 in sent  # the socket was full at least once: the loop waited for it
-    assert sum(sent) == len(data) - 100
+    assert sent.waited_on_loop  # the socket stayed full: the loop, not a thread, waited
+    assert sent.total == len(data) - 100
 
 
 async def test_a_client_gone_mid_body_releases_everything(upload, client, download, sent):
@@ -300,10 +314,10 @@ async def test_a_client_gone_mid_body_releases_everything(upload, client, downlo
     status, _ = await conn.head()
     assert status == 200
     assert len(await conn.body(64 * 1024)) == 64 * 1024
-    await eventually(lambda: 0 in sent)  # the server waits on the full socket
+    await eventually(lambda: sent.waited_on_loop)  # the loop waits on the full socket
     conn.abort()
     await eventually(lambda: open_fds() <= before)
-    assert sum(sent) < len(data)
+    assert sent.total < len(data)
     again = await download(asset["id"])
     assert again.code == 200 and again.body == data
 
@@ -323,6 +337,62 @@ async def test_without_tornados_private_attributes_the_body_goes_through_tornado
     status, _, body = await conn.get(f"assets/download/{asset['id']}", version="HTTP/1.0")
     assert status == 200 and body == data
     assert sent == []
+
+
+class FakeConnection:
+    """What the direct path reads of Tornado's HTTP/1 connection."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self.stream = stream
+        self._chunking_output = False
+        self._expected_content_remaining = length
+
+
+async def test_the_sender_on_a_socket_pair_and_a_cancelled_transfer(tmp_path, monkeypatch):
+    from tornado.iostream import IOStream
+
+    data = random_bytes(6 * 1024 * 1024 + 7)
+    (tmp_path / "f.bin").write_bytes(data)
+    fd = os.open(tmp_path / "f.bin", os.O_RDONLY)
+    ours, theirs = socket.socketpair()
+    stream = IOStream(ours)
+    connection = FakeConnection(stream, len(data) - 5)
+    assert sendfile.direct_stream(connection) is stream
+    assert sendfile.expects_raw_body(connection, len(data) - 5)
+    received = bytearray()
+
+    def read_all() -> None:
+        while len(received) < len(data) - 5:
+            received.extend(theirs.recv(1 << 16))
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    await sendfile.DirectSender(connection, stream).send(fd, 5, len(data))
+    await asyncio.to_thread(reader.join, 20)
+    assert bytes(received) == data[5:] and connection._expected_content_remaining == 0
+
+    started, finished = threading.Event(), threading.Event()
+    real = sendfile._send_some
+
+    def slow(*args: Any) -> tuple[int, bool]:
+        started.set()
+        time.sleep(0.2)
+        try:
+            return real(*args)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(sendfile, "_send_some", slow)
+    task = asyncio.ensure_future(sendfile.DirectSender(FakeConnection(stream, len(data)),
+                                                       stream).send(fd, 0, len(data)))
+    await eventually(started.is_set)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished.is_set()  # the thread was done before its descriptors were let go
+    os.close(fd)
+    stream.close()
+    theirs.close()
 
 
 def test_the_direct_path_is_refused_for_connections_it_does_not_know():

@@ -422,15 +422,21 @@ def metrics(jobs: Iterable[Job | str], names: Iterable[str] | None = None, *,
 
     c = _default_client(client)
     params: dict[str, Any] = {"ids": ",".join(_job_id(j) for j in jobs),
-                              "max_points": max_points}
+                              "max_points": max_points, "layout": "columns"}
     if names:
         params["names"] = ",".join(names)
     data = c.get("lifecycle/jobs/metrics", params=params)
-    rows = [{"job_id": run["job_id"], "name": s["name"], "step": b["x"], "last": b["last"],
-             "mean": b["mean"], "min": b["min"], "max": b["max"], "count": b["count"]}
-            for run in data["runs"] for s in run["series"] for b in s["buckets"]]
-    return pd.DataFrame.from_records(
-        rows, columns=["job_id", "name", "step", "last", "mean", "min", "max", "count"])
+    fields = ("last", "mean", "min", "max", "count")
+    table: dict[str, list[Any]] = {k: [] for k in ("job_id", "name", "step", *fields)}
+    for run in data["runs"]:
+        for series in run["series"]:
+            columns = series["columns"]
+            table["job_id"] += [run["job_id"]] * len(columns["x"])
+            table["name"] += [series["name"]] * len(columns["x"])
+            table["step"] += columns["x"]
+            for field in fields:
+                table[field] += columns[field]
+    return pd.DataFrame(table, columns=[*table])
 
 
 def _looks_like_job_id(text: str) -> bool:

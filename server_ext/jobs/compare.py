@@ -1,11 +1,13 @@
 """Runs compared: several runs' series on one step axis, and a table of their differences.
 
-Points live in the store (``job_metrics``, append-only per series). Reading 10,000
-points of each of 50 runs from SQLite for every request would take most of a second,
-so a ``SeriesCache`` keeps each series read so far as numpy arrays and only reads the
-points added since (one primary-key range query per series); it is bounded by points
-(least recently used series dropped first). The buckets come from the one downsampling
-module (``downsample.downsample_arrays``: the same buckets as ``downsample_sql``).
+The compare table reads each series' summary row (``series.summaries``: final, best,
+min, max, counts), never its points. The charts read each series' packed arrays
+(``series.read_after``) into a ``SeriesCache``, which keeps them in memory and only reads
+what was added since (bounded by points, least recently used series dropped first), and
+keeps the JSON of each series' buckets for the grid it was last asked for, so that
+asking again for the same runs costs what copying the bytes costs. The buckets come
+from the one downsampling module (``downsample.bucket_columns``: the same buckets as
+``downsample_sql``). Responses are encoded here, on the reader thread, not on the loop.
 
 Functions taking a connection run on a store reader thread.
 """
@@ -18,13 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
-from . import store as jobstore
-from .downsample import SPECIAL_CODES, downsample_arrays, grid_for, special_code
+from . import series as packed
+from .downsample import BUCKET_FIELDS, Grid, bucket_columns, downsample_arrays, grid_for
 
 #: words in a metric's name that make lower values better (else higher is better)
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer",
                    "nll", "distance", "time", "seconds", "latency")
+#: ``layout=`` of the multi-run metrics: bucket objects (default) or one array per field
+LAYOUTS = ("buckets", "columns")
+_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def metric_mode(name: str, modes: dict[str, str] | None = None) -> str:
@@ -37,16 +43,21 @@ def metric_mode(name: str, modes: dict[str, str] | None = None) -> str:
 
 @dataclass
 class Series:
-    """One run's series as arrays, in insertion order."""
+    """One run's series as arrays, in index order."""
 
     x: Any = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     values: Any = field(default_factory=lambda: np.empty(0, dtype=np.float64))
     specials: Any = field(default_factory=lambda: np.empty(0, dtype=np.int8))
-    last_idx: int = -1
-    summary: dict[str, Any] | None = None  # for ``last_idx``
+    end: int = 0  # the next index to read
+    tail_first: int = 0  # the first index of the last chunk read (it may grow)
+    encoded: tuple[Any, int, bytes] | None = None  # (key, buckets, their JSON)
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def weight(self) -> int:
+        """What the series costs the cache, in points (about 17 bytes each)."""
+        return len(self.x) + (len(self.encoded[2]) // 17 if self.encoded else 0)
 
 
 class SeriesCache:
@@ -55,71 +66,78 @@ class SeriesCache:
     def __init__(self, max_points: int = 5_000_000) -> None:
         self.max_points = max_points
         self._series: OrderedDict[tuple[str, str], Series] = OrderedDict()
-        self._points = 0
+        self._points = 0  # the series' weights
         self._lock = threading.Lock()
 
-    def get(self, conn: Any, job_id: str, name: str) -> Series:
-        """The series with every stored point (reader thread)."""
+    def get(self, conn: Any, job_id: str, name: str, last_idx: int | None = None) -> Series:
+        """The series with every stored point (reader thread); ``last_idx``, the last
+        stored index from its summary, saves the look for new points when it is known."""
         key = (job_id, name)
         with self._lock:
             series = self._series.get(key)
             if series is None:
-                series = Series()
-            rows = jobstore.metric_rows_after(conn, job_id, name, series.last_idx)
-            if rows:
-                idx, x, values, specials = zip(*rows, strict=True)
-                grown = Series(
-                    np.concatenate((series.x, np.array(x, dtype=np.int64))),
-                    np.concatenate((series.values, np.array(
-                        [0.0 if v is None else v for v in values], dtype=np.float64))),
-                    np.concatenate((series.specials, np.array(
-                        [special_code(s) if s is not None else (1 if v is None else 0)
-                         for v, s in zip(values, specials, strict=True)], dtype=np.int8))),
-                    int(idx[-1]))
-                self._points += len(grown) - len(self._series.get(key, Series()))
-                series = grown
-            self._series[key] = series
+                series = self._series[key] = Series()
+            if last_idx is None or series.end <= last_idx:
+                pieces, end, tail_first = packed.read_after(conn, job_id, name, series.end,
+                                                            series.tail_first)
+                if pieces:
+                    grown = Series(
+                        np.concatenate([series.x, *(p.x for p in pieces)]),
+                        np.concatenate([series.values, *(p.values for p in pieces)]),
+                        np.concatenate([series.specials, *(p.codes for p in pieces)]),
+                        end, tail_first)
+                    self._points += grown.weight() - series.weight()
+                    series = self._series[key] = grown
+                else:
+                    series.end, series.tail_first = end, tail_first
             self._series.move_to_end(key)
-            while self._points > self.max_points and len(self._series) > 1:
-                _old_key, old = self._series.popitem(last=False)
-                self._points -= len(old)
+            self._evict()
             return series
+
+    def buckets_json(self, key: tuple[str, str], series: Series, grid: Grid | None,
+                     layout: str = "buckets") -> tuple[int, bytes]:
+        """(number of buckets, their JSON in ``layout``) of the series ``key`` (job, name)
+        on ``grid``, kept for the next ask of the same grid and layout."""
+        asked = (layout, grid, len(series))
+        known = series.encoded
+        if known is not None and known[0] == asked:
+            return known[1], known[2]
+        if layout == "columns":
+            columns = (bucket_columns(series.x, series.values, series.specials, grid)
+                       if grid and len(series) else {name: [] for name in BUCKET_FIELDS})
+            count, encoded = len(columns["x"]), orjson.dumps(columns, option=_JSON)
+        else:
+            buckets = (downsample_arrays(series.x, series.values, series.specials, grid)
+                       if grid and len(series) else [])
+            count, encoded = len(buckets), orjson.dumps(buckets)
+        with self._lock:
+            before = series.weight()
+            series.encoded = (asked, count, encoded)
+            if self._series.get(key) is series:
+                self._points += series.weight() - before
+            self._evict()
+        return count, encoded
 
     def forget(self, job_id: str) -> None:
         with self._lock:
             for key in [k for k in self._series if k[0] == job_id]:
-                self._points -= len(self._series.pop(key))
+                self._points -= self._series.pop(key).weight()
+
+    def _evict(self) -> None:
+        while self._points > self.max_points and len(self._series) > 1:
+            _old_key, old = self._series.popitem(last=False)
+            self._points -= old.weight()
 
 
-def metric_names(conn: Any, row: dict[str, Any]) -> list[str]:
-    """A run's metric names: those of its latest values (the store when it has none)."""
-    names = list((row.get("latest_metrics") or {}).keys())
-    return sorted(names) if names else list(jobstore.metric_names(conn, row["id"]))
-
-
-def summarize(series: Series, mode: str) -> dict[str, Any]:
-    """Count, final (last reported) and best value of a series, with their steps."""
-    if series.summary is not None and series.summary["mode"] == mode:
-        return series.summary
-    n = len(series)
-    out: dict[str, Any] = {"count": n, "mode": mode, "final": None, "final_step": None,
-                           "final_nonfinite": None, "best": None, "best_step": None,
-                           "min": None, "max": None, "nonfinite": 0}
-    if n:
-        finite = series.specials == 0
-        code = int(series.specials[-1])
-        out["final_step"] = int(series.x[-1])
-        out["final"] = None if code else float(series.values[-1])
-        out["final_nonfinite"] = SPECIAL_CODES[code]
-        out["nonfinite"] = int(n - int(finite.sum()))
-        if finite.any():
-            clean = np.where(finite, series.values, np.nan)
-            low, high = int(np.nanargmin(clean)), int(np.nanargmax(clean))
-            out["min"], out["max"] = float(clean[low]), float(clean[high])
-            at = low if mode == "min" else high
-            out["best"], out["best_step"] = float(clean[at]), int(series.x[at])
-    series.summary = out
-    return out
+def summary_of(row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A series' summary row as the compare table shows it (``best`` by ``mode``)."""
+    best, best_step = ((row["min_value"], row["min_x"]) if mode == "min"
+                       else (row["max_value"], row["max_x"]))
+    return {"count": row["count"], "mode": mode,
+            "final": row["final_value"] if row["final_special"] is None else None,
+            "final_step": row["final_x"], "final_nonfinite": row["final_special"],
+            "best": best, "best_step": best_step, "min": row["min_value"],
+            "max": row["max_value"], "nonfinite": row["count"] - row["finite"]}
 
 
 def _values_differ(values: list[Any]) -> bool:
@@ -130,19 +148,18 @@ def _values_differ(values: list[Any]) -> bool:
 _ABSENT = object()
 
 
-def compare_table(conn: Any, cache: SeriesCache, rows: list[dict[str, Any]],
-                  jobs: list[dict[str, Any]], modes: dict[str, str] | None = None
+def compare_table(conn: Any, jobs: list[dict[str, Any]], modes: dict[str, str] | None = None
                   ) -> dict[str, Any]:
-    """The compare table of runs (``rows``: store rows; ``jobs``: their public form)."""
+    """The compare table of runs (``jobs``: their public form)."""
     names: list[str] = []
     per_job: list[dict[str, Any]] = []
-    for row, job in zip(rows, jobs, strict=True):
+    summaries = packed.summaries(conn, [j["id"] for j in jobs])
+    for job in jobs:
         metrics = {}
-        for name in metric_names(conn, row):
+        for name, row in summaries[job["id"]].items():
             if name not in names:
                 names.append(name)
-            metrics[name] = summarize(cache.get(conn, row["id"], name),
-                                      metric_mode(name, modes))
+            metrics[name] = summary_of(row, metric_mode(name, modes))
         per_job.append({
             "id": job["id"], "name": job["name"], "state": job["state"],
             "reason": job["reason"], "kind": job["kind"], "template": job["template"],
@@ -173,21 +190,25 @@ def compare_table(conn: Any, cache: SeriesCache, rows: list[dict[str, Any]],
             "metrics": sorted(names)}
 
 
-def runs_metrics(conn: Any, cache: SeriesCache, rows: list[dict[str, Any]],
-                 names: list[str] | None, max_points: int) -> dict[str, Any]:
-    """The runs' series on one step axis: one grid of at most ``max_points`` buckets."""
+def runs_metrics_json(conn: Any, cache: SeriesCache, rows: list[dict[str, Any]],
+                      names: list[str] | None, max_points: int, layout: str = "buckets"
+                      ) -> bytes:
+    """The runs' series on one step axis (one grid of at most ``max_points`` buckets), as
+    JSON: each series' ``buckets`` (objects), or with ``layout="columns"`` its
+    ``columns`` (one array per bucket field)."""
+    summaries = packed.summaries(conn, [r["id"] for r in rows])
     chosen: list[tuple[dict[str, Any], list[tuple[str, Series]]]] = []
     all_names: list[str] = []
     low = high = None
     for row in rows:
-        own = metric_names(conn, row)
+        own = summaries[row["id"]]
         for name in own:
             if name not in all_names:
                 all_names.append(name)
         wanted = [n for n in (names or own) if n in own]
         series = []
         for name in wanted:
-            s = cache.get(conn, row["id"], name)
+            s = cache.get(conn, row["id"], name, own[name]["last_idx"])
             if len(s):
                 lo, hi = int(s.x.min()), int(s.x.max())
                 low = lo if low is None else min(low, lo)
@@ -199,13 +220,18 @@ def runs_metrics(conn: Any, cache: SeriesCache, rows: list[dict[str, Any]],
     for row, series in chosen:
         out = []
         for name, s in series:
-            buckets = downsample_arrays(s.x, s.values, s.specials, grid) if grid else []
-            out.append({"name": name, "count": len(s), "buckets": buckets,
-                        "downsampled": len(buckets) < len(s)})
+            count, encoded = cache.buckets_json((row["id"], name), s, grid, layout)
+            out.append({"name": name, "count": len(s),
+                        "columns" if layout == "columns" else "buckets": orjson.Fragment(encoded),
+                        "downsampled": count < len(s)})
         runs.append({"job_id": row["id"], "name": row["name"], "state": row["state"],
                      "series": out})
-    return {"axis": "step", "max_points": max_points, "ids": [r["id"] for r in rows],
-            "names": sorted(all_names) if names is None else list(names),
-            "grid": None if grid is None else {"x0": grid.x0, "width": grid.width,
-                                               "buckets": grid.buckets},
-            "runs": runs}
+    body: dict[str, Any] = {
+        "axis": "step", "max_points": max_points, "ids": [r["id"] for r in rows],
+        "names": sorted(all_names) if names is None else list(names),
+        "grid": None if grid is None else {"x0": grid.x0, "width": grid.width,
+                                           "buckets": grid.buckets},
+        "runs": runs}
+    if layout == "columns":
+        body["layout"] = "columns"
+    return orjson.dumps(body, option=_JSON)

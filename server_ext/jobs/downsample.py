@@ -246,18 +246,40 @@ def downsample_arrays(x: Any, values: Any, specials: Any, grid: Grid | None = No
     non-finite points); ``specials``: ``SPECIAL_CODES`` indexes (0 for finite values).
     Points are ordered by x, ties kept in insertion order, as ``downsample_sql`` does.
     """
-    import numpy as np
-
     n = len(x)
     if n == 0:
         return []
-    if not bool(np.all(x[1:] >= x[:-1])):
-        order = np.argsort(x, kind="stable")
-        x, values, specials = x[order], values[order], specials[order]
     if grid is None:
         if max_points is None or n <= max_points:
-            return downsample(list(zip(x.tolist(), _with_specials(values, specials), strict=True)))
-        grid = grid_for(x[0].item(), x[-1].item(), max_points, integer=integer)
+            x, values, specials = _by_x(x, values, specials)
+            return downsample(list(zip(x.tolist(), _with_specials(values, specials),
+                                       strict=True)))
+        grid = grid_for(x.min().item(), x.max().item(), max_points, integer=integer)
+    cols = bucket_columns(x, values, specials, grid)
+    nan_to_none = [_nan_to_none(cols[k]) for k in ("min", "max", "mean", "last")]
+    return [{"x": first, "x_last": xl, "count": count, "min": lo, "max": hi, "mean": mean,
+             "last": last, "nonfinite": nf, "last_nonfinite": sp}
+            for first, xl, count, lo, hi, mean, last, nf, sp in zip(
+                cols["x"].tolist(), cols["x_last"].tolist(), cols["count"].tolist(),
+                *nan_to_none, cols["nonfinite"].tolist(), cols["last_nonfinite"], strict=True)]
+
+
+#: the bucket fields, in the order of a bucket's keys
+BUCKET_FIELDS = ("x", "x_last", "count", "min", "max", "mean", "last", "nonfinite",
+                 "last_nonfinite")
+
+
+def bucket_columns(x: Any, values: Any, specials: Any, grid: Grid) -> dict[str, Any]:
+    """The buckets of ``downsample_arrays`` column by column: numpy arrays for every field
+    but ``last_nonfinite`` (a list), NaN where a bucket's min/max/mean/last is ``None``."""
+    import numpy as np
+
+    x, values, specials = _by_x(x, values, specials)
+    n = len(x)
+    if n == 0:
+        empty = np.empty(0)
+        return {"x": x, "x_last": x, "count": x, "min": empty, "max": empty, "mean": empty,
+                "last": empty, "nonfinite": x, "last_nonfinite": []}
     if grid.width <= 0:
         index = np.zeros(n, dtype=np.int64)
     elif grid.integer:
@@ -272,26 +294,37 @@ def downsample_arrays(x: Any, values: Any, specials: Any, grid: Grid | None = No
     counts = np.diff(np.concatenate((starts, [n])))
     finite_counts = np.add.reduceat(finite.astype(np.int64), starts)
     sums = np.add.reduceat(np.where(finite, values, 0.0), starts)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         mins = np.fmin.reduceat(clean, starts)
         maxs = np.fmax.reduceat(clean, starts)
+        means = sums / finite_counts  # 0/0: NaN for a bucket without a finite value
     last_codes = specials[ends]
-    lasts = values[ends].tolist()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = (sums / finite_counts).tolist()
-    mins_l, maxs_l = mins.tolist(), maxs.tolist()
-    nonfinite = (counts - finite_counts).tolist()
-    for b in np.flatnonzero(finite_counts == 0).tolist():  # no finite value: None, not NaN
-        mins_l[b] = maxs_l[b] = means[b] = None
-    specials_l: list[str | None] = [None] * len(lasts)
+    lasts = np.where(last_codes == 0, values[ends], np.nan)
+    last_nonfinite: list[str | None] = [None] * len(starts)
     for b in np.flatnonzero(last_codes).tolist():
-        specials_l[b] = SPECIAL_CODES[int(last_codes[b])]
-        lasts[b] = None
-    return [{"x": first, "x_last": xl, "count": count, "min": lo, "max": hi, "mean": mean,
-             "last": last, "nonfinite": nf, "last_nonfinite": sp}
-            for first, xl, count, lo, hi, mean, last, nf, sp in zip(
-                x[starts].tolist(), x[ends].tolist(), counts.tolist(), mins_l, maxs_l, means,
-                lasts, nonfinite, specials_l, strict=True)]
+        last_nonfinite[b] = SPECIAL_CODES[int(last_codes[b])]
+    return {"x": x[starts], "x_last": x[ends], "count": counts, "min": mins, "max": maxs,
+            "mean": means, "last": lasts, "nonfinite": counts - finite_counts,
+            "last_nonfinite": last_nonfinite}
+
+
+def _by_x(x: Any, values: Any, specials: Any) -> tuple[Any, Any, Any]:
+    """The points ordered by x, ties in insertion order (a no-op when they already are)."""
+    import numpy as np
+
+    if len(x) > 1 and not bool(np.all(x[1:] >= x[:-1])):
+        order = np.argsort(x, kind="stable")
+        return x[order], values[order], specials[order]
+    return x, values, specials
+
+
+def _nan_to_none(column: Any) -> list[float | None]:
+    import numpy as np
+
+    out = column.tolist()
+    for b in np.flatnonzero(np.isnan(column)).tolist():
+        out[b] = None
+    return out
 
 
 def _with_specials(values: Any, specials: Any) -> list[Value]:

@@ -139,13 +139,15 @@ class JobHandler(JobsHandlerBase):
 
 
 class RunsMetricsHandler(JobsHandlerBase):
-    """``GET lifecycle/jobs/metrics?ids=&names=&max_points=``: runs on one step axis."""
+    """``GET lifecycle/jobs/metrics?ids=&names=&max_points=&layout=``: runs on one step
+    axis (``layout=columns``: one array per bucket field instead of bucket objects)."""
 
     async def get(self) -> None:
         max_points = self.number_arg("max_points", int, low=1, high=MAX_POINTS_LIMIT)
-        self.write_json(await self.jobs.runs_metrics(
+        self.finish(await self.jobs.runs_metrics_json(
             self.list_arg("ids") or [], self.list_arg("names"),
-            max_points if max_points is not None else DEFAULT_MAX_POINTS))
+            max_points if max_points is not None else DEFAULT_MAX_POINTS,
+            self.get_query_argument("layout", "buckets")))
 
 
 class CompareHandler(JobsHandlerBase):

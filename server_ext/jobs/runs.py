@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, bad_request, conflict, not_found
 from . import JOBS_TOPIC, states
 from . import store as jobstore
-from .compare import compare_table, runs_metrics
+from .compare import LAYOUTS, compare_table, runs_metrics_json
 from .jobdir import NOTEBOOK
 from .params import ParameterError, check_values
 from .submission import requested_resources, submission_options
@@ -133,14 +133,17 @@ class RunsMixin:
                       ) -> dict[str, Any]:
         rows = await self._rows_of(ids)
         jobs = [self._public(r) for r in rows]
-        return await self.store.read(lambda conn: compare_table(
-            conn, self.series_cache, rows, jobs, modes))
+        return await self.store.read(lambda conn: compare_table(conn, jobs, modes))
 
-    async def runs_metrics(self: Any, ids: list[str], names: list[str] | None,
-                           max_points: int) -> dict[str, Any]:
+    async def runs_metrics_json(self: Any, ids: list[str], names: list[str] | None,
+                                max_points: int, layout: str = "buckets") -> bytes:
+        """The runs' series on one step axis, encoded (on a reader thread)."""
+        if layout not in LAYOUTS:
+            raise bad_request(f"layout must be one of {', '.join(LAYOUTS)}",
+                              "invalid_parameter")
         rows = await self._rows_of(ids)
-        return await self.store.read(lambda conn: runs_metrics(
-            conn, self.series_cache, rows, names, max_points))
+        return await self.store.read(lambda conn: runs_metrics_json(
+            conn, self.series_cache, rows, names, max_points, layout))
 
     # -- clones and sweeps ---
 

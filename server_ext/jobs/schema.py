@@ -91,4 +91,59 @@ MIGRATIONS: list[str] = [
         spec TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 3: each metric series' summary and packed arrays (series.py), filled for existing points
+    """
+    CREATE TABLE job_series (
+        job_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        finite INTEGER NOT NULL,
+        last_idx INTEGER NOT NULL,
+        x_min INTEGER,
+        x_max INTEGER,
+        final_value REAL,
+        final_special TEXT,
+        final_x INTEGER,
+        min_value REAL,
+        min_x INTEGER,
+        max_value REAL,
+        max_x INTEGER,
+        PRIMARY KEY (job_id, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE job_series_chunks (
+        job_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        first_idx INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        x BLOB NOT NULL,
+        v BLOB NOT NULL,
+        s BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX job_series_chunks_by_series
+        ON job_series_chunks (job_id, name, first_idx);
+    INSERT INTO job_series (job_id, name, count, finite, last_idx, x_min, x_max)
+        SELECT job_id, name, COUNT(*), COUNT(value), MAX(idx), MIN(COALESCE(step, idx)),
+               MAX(COALESCE(step, idx))
+        FROM job_metrics GROUP BY job_id, name;
+    UPDATE job_series SET
+        final_value = (SELECT m.value FROM job_metrics m WHERE m.job_id = job_series.job_id
+                       AND m.name = job_series.name AND m.idx = job_series.last_idx),
+        final_special = (SELECT CASE WHEN m.special IS NOT NULL THEN m.special
+                                     WHEN m.value IS NULL THEN 'nan' END
+                         FROM job_metrics m WHERE m.job_id = job_series.job_id
+                         AND m.name = job_series.name AND m.idx = job_series.last_idx),
+        final_x = (SELECT COALESCE(m.step, m.idx) FROM job_metrics m
+                   WHERE m.job_id = job_series.job_id AND m.name = job_series.name
+                   AND m.idx = job_series.last_idx),
+        min_value = (SELECT MIN(m.value) FROM job_metrics m WHERE m.job_id = job_series.job_id
+                     AND m.name = job_series.name),
+        min_x = (SELECT COALESCE(m.step, m.idx) FROM job_metrics m
+                 WHERE m.job_id = job_series.job_id AND m.name = job_series.name
+                 AND m.value IS NOT NULL ORDER BY m.value, m.idx LIMIT 1),
+        max_value = (SELECT MAX(m.value) FROM job_metrics m WHERE m.job_id = job_series.job_id
+                     AND m.name = job_series.name),
+        max_x = (SELECT COALESCE(m.step, m.idx) FROM job_metrics m
+                 WHERE m.job_id = job_series.job_id AND m.name = job_series.name
+                 AND m.value IS NOT NULL ORDER BY m.value DESC, m.idx LIMIT 1);
+    """,
 ]

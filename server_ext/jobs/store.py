@@ -7,11 +7,12 @@ Functions take a connection: the service runs them on the store's writer thread
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
+from . import series
 from .downsample import SqlSeries, downsample_sql
 
 JSON_FIELDS = ("parameters", "resolved", "auto", "resources", "tags", "progress",
@@ -140,7 +141,8 @@ def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str,
 
 def delete_job_rows(conn: sqlite3.Connection, job_id: str) -> None:
     """Forget a job for good: its row, points, checkpoints and offsets."""
-    for table in ("job_metrics", "job_checkpoints", "job_offsets"):
+    for table in ("job_metrics", "job_series", "job_series_chunks", "job_checkpoints",
+                  "job_offsets"):
         conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
@@ -207,23 +209,32 @@ def template_durations(conn: sqlite3.Connection) -> dict[str, tuple[float, int]]
 MetricRow = tuple[str, str, int, int | None, float, float | None, str | None]
 
 
-def insert_metrics(conn: sqlite3.Connection, rows: list[MetricRow]) -> None:
-    """Rows of (job_id, name, idx, step, t, value, special)."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO job_metrics (job_id, name, idx, step, t, value, special) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+def insert_metrics(conn: sqlite3.Connection, rows: list[MetricRow]) -> int:
+    """Rows of (job_id, name, idx, step, t, value, special), with each series' summary and
+    packed arrays (``series.append``: points at or before a series' last stored index are
+    skipped). Returns how many points were new."""
+    groups: dict[tuple[str, str], list[MetricRow]] = {}
+    for row in rows:
+        group = groups.get((row[0], row[1]))
+        if group is None:
+            groups[(row[0], row[1])] = [row]
+        else:
+            group.append(row)
+    return sum(series.append(conn, job_id, name, group)
+               for (job_id, name), group in groups.items())
 
 
 def metric_counters(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
     """Name -> the next index of each series of a job."""
-    rows = conn.execute("SELECT name, MAX(idx) FROM job_metrics WHERE job_id = ? GROUP BY name",
+    rows = conn.execute("SELECT name, last_idx FROM job_series WHERE job_id = ?",
                         (job_id,)).fetchall()
     return {name: int(last) + 1 for name, last in rows}
 
 
 def metric_names(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
-    rows = conn.execute("SELECT name, COUNT(*) FROM job_metrics WHERE job_id = ? GROUP BY name "
-                        "ORDER BY name", (job_id,)).fetchall()
+    """Name -> number of points, of each series of a job (by name)."""
+    rows = conn.execute("SELECT name, count FROM job_series WHERE job_id = ? ORDER BY name",
+                        (job_id,)).fetchall()
     return {name: int(count) for name, count in rows}
 
 
@@ -237,23 +248,20 @@ def metric_series(conn: sqlite3.Connection, job_id: str, name: str, *, axis: str
     if since is not None:
         where += " AND t > ?"
         params = (*params, since)
-    series = SqlSeries(f"job_metrics WHERE {where}", params, x=x)
+    source = SqlSeries(f"job_metrics WHERE {where}", params, x=x)
+    buckets = downsample_sql(conn, source, max_points, integer=axis == "step")
+    if since is None:
+        row = conn.execute("SELECT count FROM job_series WHERE job_id = ? AND name = ?",
+                           (job_id, name)).fetchone()
+        return buckets, int(row[0]) if row else 0
     count = conn.execute(f"SELECT COUNT(*) FROM job_metrics WHERE {where}", params).fetchone()[0]
-    return downsample_sql(conn, series, max_points, integer=axis == "step"), int(count)
-
-
-def metric_rows_after(conn: sqlite3.Connection, job_id: str, name: str, after_idx: int
-                      ) -> list[tuple[int, int, float | None, str | None]]:
-    """(idx, step-or-idx, value, special) of one series after ``after_idx``, in order."""
-    return conn.execute(
-        "SELECT idx, COALESCE(step, idx), value, special FROM job_metrics "
-        "WHERE job_id = ? AND name = ? AND idx > ? ORDER BY idx",
-        (job_id, name, after_idx)).fetchall()
+    return buckets, int(count)
 
 
 def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None = None,
-                  since: float | None = None) -> Iterable[sqlite3.Row]:
-    """Raw points (for CSV), by name then order."""
+                  since: float | None = None, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """Raw points (for CSV) as plain tuples, by name then order, fetched ``batch`` rows at
+    a time: a million points are never held at once (nor tracked by the GC as rows)."""
     where = "job_id = ?"
     params: list[Any] = [job_id]
     if names:
@@ -262,9 +270,15 @@ def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None
     if since is not None:
         where += " AND t > ?"
         params.append(since)
-    return conn.execute(
-        f"SELECT name, idx, step, t, value, special FROM job_metrics WHERE {where} "
-        "ORDER BY name, idx", params).fetchall()
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    cursor.execute(f"SELECT name, idx, step, t, value, special FROM job_metrics WHERE {where} "
+                   "ORDER BY name, idx", params)
+    while True:
+        rows = cursor.fetchmany(batch)
+        if not rows:
+            return
+        yield from rows
 
 
 # -- checkpoints and offsets -------------------------------------------------------------

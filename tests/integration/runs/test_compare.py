@@ -84,6 +84,23 @@ async def test_compare_two_runs_marks_the_differing_parameter(jobs_api, write_no
     single = await jobs_api.metrics(b["id"], names="loss", max_points=8)
     assert single["series"][0]["buckets"] == [
         {**bk, "mean": pytest.approx(bk["mean"], rel=1e-12)} for bk in first["buckets"]]
+    # the same buckets column by column (opt-in), the rest of the answer unchanged
+    response = await api("GET", "lifecycle/jobs/metrics",
+                         params={"ids": f"{a['id']},{b['id']}", "names": "loss",
+                                 "max_points": "8", "layout": "columns"})
+    assert response.status == 200, response.body
+    assert response.body["layout"] == "columns" and response.body["grid"] == data["grid"]
+    for run, by_rows in zip(response.body["runs"], data["runs"], strict=True):
+        series = run["series"][0]
+        assert {k: series[k] for k in ("name", "count", "downsampled")} == {
+            k: by_rows["series"][0][k] for k in ("name", "count", "downsampled")}
+        columns = series["columns"]
+        rows = zip(*columns.values(), strict=True)
+        assert [dict(zip(columns, values, strict=True)) for values in rows
+                ] == by_rows["series"][0]["buckets"]
+    response = await api("GET", "lifecycle/jobs/metrics",
+                         params={"ids": a["id"], "layout": "rows"})
+    assert response.status == 400 and response.body["error"]["code"] == "invalid_parameter"
 
 
 async def test_runs_routes_are_not_read_as_ids(api):

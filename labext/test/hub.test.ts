@@ -98,6 +98,25 @@ describe('EventHub', () => {
     expect(b.lastEventId).toBe(3);
   });
 
+  it('tells a tab that joins later the state, so its subscribers read and go live', async () => {
+    const network = new ChannelNetwork();
+    const connections: FakeConnection[] = [];
+    const a = makeHub(network, 'a', connections);
+    hubs.push(a);
+    a.subscribe(['jobs'], recorder().subscriber);
+    await vi.advanceTimersByTimeAsync(600);
+    connections[0].open();
+    await vi.advanceTimersByTimeAsync(10);
+    const b = makeHub(network, 'b', connections);
+    hubs.push(b);
+    const rb = recorder();
+    b.subscribe(['jobs'], rb.subscriber);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(b.connectionState).toBe('open');
+    expect(rb.refetches).toBe(1);
+    expect(connections.length).toBe(1);
+  });
+
   it('hands the connection to another tab, which continues from the last id', async () => {
     const network = new ChannelNetwork();
     const connections: FakeConnection[] = [];

@@ -70,7 +70,7 @@ describe('JobsModel', () => {
     expect(progressFraction(job('a', { progress: { fraction_steps: 0.25 } }))).toBe(0.25);
     expect(progressFraction(job('a', { progress: { step: 4, total_steps: 10 } }))).toBe(0.5);
     expect(progressFraction(job('a', { progress: { fraction_cells: 0.5 } }))).toBe(0.5);
-    expect(progressFraction(job('a', { state: 'succeeded' }))).toBe(1);
+    expect(progressFraction(job('a', { state: 'succeeded', progress: { fraction_steps: 0.875 } }))).toBe(1);
     expect(progressFraction(job('a'))).toBeNull();
   });
 });

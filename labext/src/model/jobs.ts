@@ -152,6 +152,9 @@ export function liveDuration(job: Job, readAt: number, now: number): number {
 /** Progress as a fraction 0..1, or null when unknown. */
 export function progressFraction(job: Job): number | null {
   const p = job.progress ?? {};
+  if (job.state === 'succeeded') {
+    return 1;
+  }
   if (typeof p.fraction_steps === 'number') {
     return p.fraction_steps;
   }
@@ -160,9 +163,6 @@ export function progressFraction(job: Job): number | null {
   }
   if (typeof p.fraction_cells === 'number') {
     return p.fraction_cells;
-  }
-  if (job.state === 'succeeded') {
-    return 1;
   }
   return null;
 }

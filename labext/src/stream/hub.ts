@@ -192,12 +192,18 @@ export class EventHub {
           this.sendWant(); // the (new) owner learns what this tab follows
         }
         break;
-      case 'want':
+      case 'want': {
+        const known = this.others.has(message.id);
         this.others.set(message.id, { topics: message.topics, seen: this.now() });
         if (this.isOwner) {
           this.scheduleUpdate();
+          if (!known && this.connection) {
+            // a tab that just joined learns the connection's state (and its live topics)
+            this.post({ kind: 'state', state: this.state, topics: this.connection.currentTopics });
+          }
         }
         break;
+      }
       case 'event':
         if (!this.isOwner) {
           this.deliver(message.event);

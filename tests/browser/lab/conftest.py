@@ -1,0 +1,112 @@
+"""One JupyterLab server for the module, pages logged in, tiny job notebooks, helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from tests.browser.chromium import ConsoleLog
+from tests.browser.lab.labserver import LabServer, installed_labextension
+
+TERMINAL = ("succeeded", "failed", "stopped", "cancelled")
+
+# a job that reports metrics for `steps` steps; it never imports torch
+STEPS_SOURCE = """\
+import time
+import notebench
+
+for i in range(steps):
+    notebench.report(step=i, total_steps=steps, loss=1.0 / (i + 1), accuracy=i / steps, epoch=i)
+    print(f"step {i} of {steps}", flush=True)
+    time.sleep(delay)
+"""
+
+
+def write_steps_notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    params = nbformat.v4.new_code_cell("steps: int = 6\ndelay: float = 0.4")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(STEPS_SOURCE)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def _quiet_lab_settings(state: Path) -> None:
+    """No news prompt (it would cover the panels in screenshots)."""
+    folder = state / "user-settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    installed_labextension()
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    write_steps_notebook(root / "nbs" / "steps.ipynb")
+    config = base / "config"
+    _quiet_lab_settings(config / "lab-state")
+    server = LabServer(root, config_dir=config, extra=[
+        "--JobService.cpu_slots=3", "--JobService.tick_seconds=0.2",
+        "--JobService.stop_grace_seconds=3", "--JobService.kill_grace_seconds=2",
+    ]).start()
+    yield server
+    # jobs outlive their server by design: stop what a failed test left running
+    status, answer = server.request("GET", "lifecycle/jobs?limit=100")
+    if status == 200:
+        for job in answer["jobs"]:
+            if job["state"] in ("running", "paused", "queued"):
+                server.request("POST", f"lifecycle/jobs/{job['id']}/control",
+                               {"action": "cancel" if job["state"] == "queued" else "stop"})
+    server.stop()
+
+
+def open_lab(page: Any, lab: LabServer) -> None:
+    """Load Lab and wait until its layout is restored and notebench is up."""
+    page.goto(lab.lab_url)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
+    page.evaluate("window.jupyterapp.restored")
+    page.wait_for_selector("#notebench-training", state="attached", timeout=30_000)
+
+
+def show_training(page: Any) -> None:
+    page.evaluate("window.jupyterapp.shell.activateById('notebench-training')")
+    page.wait_for_selector("#notebench-training", state="visible", timeout=10_000)
+
+
+def submit(lab: LabServer, **parameters: Any) -> dict[str, Any]:
+    status, job = lab.request("POST", "lifecycle/jobs",
+                              {"notebook": "nbs/steps.ipynb", "parameters": parameters})
+    assert status == 201, job
+    return job
+
+
+def job_state(lab: LabServer, job_id: str) -> dict[str, Any]:
+    status, job = lab.request("GET", f"lifecycle/jobs/{job_id}")
+    assert status == 200, job
+    return job
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout}s: {what}")
+        time.sleep(0.2)
+
+
+def our_errors(console: ConsoleLog, *, allow: tuple[str, ...] = ()) -> list[str]:
+    """Console errors and uncaught exceptions, less the foreign noise and `allow`ed ones."""
+    return [e for e in console.errors() if not any(a in e for a in allow)]

@@ -1,0 +1,73 @@
+"""A real ``jupyter lab`` subprocess with notebench, for the JupyterLab extension's tests.
+
+The extension is the one installed in this environment (the wheel's shared data under
+``<prefix>/share/jupyter/labextensions/notebench``); Lab's user settings and workspaces
+live in the test's folder so nothing of the developer's own Lab set-up applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+from tests.server_process import ServerProcess
+
+LABEXTENSION = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "notebench"
+
+
+class LabServer(ServerProcess):
+    """``jupyter lab`` (notebench enabled, test hooks on, app exposed as ``window.jupyterapp``)."""
+
+    def __init__(self, root_dir: Path, *, config_dir: Path, extra: list[str] | None = None,
+                 **kwargs) -> None:
+        super().__init__(root_dir, extra=extra, **kwargs)
+        self.config_dir = config_dir
+
+    def command(self) -> list[str]:
+        state = self.config_dir / "lab-state"
+        return [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            f"--port={self.port}", "--ServerApp.port_retries=0", "--ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
+            f"--ServerApp.base_url={self.base_url}", "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={state / 'user-settings'}",
+            f"--LabApp.workspaces_dir={state / 'workspaces'}",
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--NotebenchApp.test_hooks=True", *self.extra,
+        ]
+
+    def start(self, timeout: float = 90) -> LabServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+        env["JUPYTER_CONFIG_DIR"] = str(self.config_dir)
+        env.pop("JUPYTER_PLATFORM_DIRS", None)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lab exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                self.request("GET", "info")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.2)
+        raise TimeoutError(f"lab did not start: {self.log_path.read_text()[-3000:]}")
+
+    @property
+    def lab_url(self) -> str:
+        return f"{self.url}lab?token={self.token}"
+
+
+def installed_labextension() -> dict:
+    """The installed extension's package.json; fails when it is missing."""
+    package = LABEXTENSION / "package.json"
+    assert package.is_file(), (
+        f"the notebench labextension is not installed in {LABEXTENSION.parent}: install the "
+        "wheel (make install), or copy labext/labextension there (docs/labext.md)")
+    return json.loads(package.read_text())

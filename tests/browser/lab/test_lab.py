@@ -1,0 +1,202 @@
+"""The JupyterLab extension in Debian's Chromium against a real ``jupyter lab``.
+
+One Lab server for the module (the restart test goes last); jobs are tiny notebooks that
+never import torch, except "Run as training job" on a real template with one epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.browser.chromium import screenshot
+from tests.browser.lab.conftest import (
+    TERMINAL,
+    job_state,
+    open_lab,
+    our_errors,
+    show_training,
+    submit,
+    wait_until,
+)
+
+ROW = '.nb-job[data-job-id="{}"]'
+
+
+def row_state(page: Any, job_id: str) -> str | None:
+    return page.get_attribute(ROW.format(job_id), "data-state")
+
+
+def test_panel_follows_a_job_live_to_the_end(page, console, lab) -> None:
+    open_lab(page, lab)
+    show_training(page)
+    job = submit(lab, steps=8, delay=0.4)
+    row = ROW.format(job["id"])
+    page.wait_for_selector(row, timeout=30_000)
+    wait_until(lambda: row_state(page, job["id"]) == "running", 60, "row shows running")
+    # live values reach the row while the job runs (loss is 1 / (step + 1))
+    page.wait_for_selector(f"{row} .nb-job-loss", timeout=30_000)
+    seen = {page.inner_text(f"{row} .nb-job-loss")}
+    wait_until(lambda: seen.add(page.inner_text(f"{row} .nb-job-loss")) or len(seen) > 1
+               or row_state(page, job["id"]) == "succeeded", 60, "loss changes")
+    wait_until(lambda: row_state(page, job["id"]) == "succeeded", 90, "row shows succeeded")
+    assert job_state(lab, job["id"])["state"] == "succeeded"
+    assert page.inner_text(f"{row} .nb-job-loss") == "loss 0.125"  # the last step's value
+    assert "epoch 7" in page.inner_text(f"{row} .nb-job-epoch")
+    width = page.eval_on_selector(f"{row} .nb-progress-bar", "el => el.style.width")
+    assert width == "100%"
+    screenshot(page, "lab-training-panel")
+
+    # the job view: charts, the log tail, artifacts with download links, the output notebook
+    page.click(f"{row} .nb-job-name")
+    view = f"#notebench-job-{job['id']}"
+    page.wait_for_selector(f"{view} .nb-chart canvas", timeout=30_000)
+    wait_until(lambda: "step 7 of 8" in page.inner_text(f"{view} .nb-log"), 30, "log tail")
+    page.wait_for_selector(f"{view} .nb-artifacts a.nb-download", timeout=30_000)
+    href = page.get_attribute(f"{view} .nb-artifacts a.nb-download", "href")
+    assert f"lifecycle/artifacts/{job['id']}/" in href
+    status = page.evaluate("url => fetch(url).then(r => r.status)", href)
+    assert status == 200
+    page.wait_for_selector(f"{view} .nb-output .nb-cell", timeout=30_000)
+    assert "notebench.report" in page.inner_text(f"{view} .nb-output")
+    screenshot(page, "lab-job-view")
+    assert not our_errors(console)
+
+
+def test_pause_in_the_panel_pauses_the_job(page, console, lab) -> None:
+    open_lab(page, lab)
+    show_training(page)
+    job = submit(lab, steps=200, delay=0.2)
+    row = ROW.format(job["id"])
+    page.wait_for_selector(f"{row} .nb-action-pause", timeout=60_000)
+    page.click(f"{row} .nb-action-pause")
+    wait_until(lambda: job_state(lab, job["id"])["state"] == "paused", 30, "server paused")
+    wait_until(lambda: row_state(page, job["id"]) == "paused", 30, "row shows paused")
+    step = job_state(lab, job["id"])["progress"].get("step")
+    page.click(f"{row} .nb-action-stop")
+    wait_until(lambda: job_state(lab, job["id"])["state"] in TERMINAL, 60, "job stopped")
+    assert job_state(lab, job["id"])["progress"].get("step") == step  # frozen while paused
+    wait_until(lambda: row_state(page, job["id"]) in TERMINAL, 30, "row shows the end")
+    assert not our_errors(console)
+
+
+def stream_clients(lab) -> int:
+    """Open SSE connections that follow the jobs topic (what the extension opens)."""
+    status, stats = lab.request("GET", "monitoring/stats")
+    assert status == 200, stats
+    return stats["sse"]["by_topic"].get("jobs", 0)
+
+
+def test_two_tabs_share_one_stream_and_lab_is_not_starved(browser_context, lab) -> None:
+    wait_until(lambda: stream_clients(lab) == 0, 30, "earlier pages' streams closed")
+    first, second = browser_context.new_page(), browser_context.new_page()
+    for page in (first, second):
+        open_lab(page, lab)
+        show_training(page)
+    job = submit(lab, steps=10, delay=0.3)
+    for page in (first, second):
+        page.wait_for_selector(ROW.format(job["id"]), timeout=30_000)
+    wait_until(lambda: all(row_state(p, job["id"]) == "succeeded" for p in (first, second)),
+               90, "both tabs follow the job to its end")
+    # one stream connection for the whole browser, whichever tab owns it
+    assert stream_clients(lab) == 1
+    # Lab's own requests go through while the stream is open: 12 at once from each tab
+    script = """async () => {
+        const app = window.jupyterapp;
+        const t0 = performance.now();
+        await Promise.all(Array.from({length: 12}, () => app.serviceManager.contents.get('')));
+        return performance.now() - t0;
+    }"""
+    for page in (first, second):
+        elapsed = page.evaluate(script)
+        assert elapsed < 20_000, f"Lab's requests took {elapsed:.0f} ms"
+    # closing the owner's tab hands the stream to the other one, still one connection
+    owner = first if first.evaluate("window.notebenchHub.isOwner") else second
+    assert not (second if owner is first else first).evaluate("window.notebenchHub.isOwner")
+    owner.close()
+    other = second if owner is first else first
+    job = submit(lab, steps=3, delay=0.2)
+    other.wait_for_selector(ROW.format(job["id"]), timeout=30_000)
+    wait_until(lambda: row_state(other, job["id"]) == "succeeded", 60, "the other tab follows")
+    wait_until(lambda: stream_clients(lab) == 1, 20, "one connection again")
+
+
+def test_status_bar_shows_cpu_and_memory_and_updates(page, console, lab) -> None:
+    open_lab(page, lab)
+    page.wait_for_selector(".nb-status .nb-status-cpu", timeout=30_000)
+    assert re.fullmatch(r"CPU \d+%", page.inner_text(".nb-status .nb-status-cpu"))
+    assert re.fullmatch(r"Mem \d+%", page.inner_text(".nb-status .nb-status-mem"))
+    first = page.get_attribute(".nb-status", "data-sample-ts")
+    wait_until(lambda: page.get_attribute(".nb-status", "data-sample-ts") != first, 20,
+               "a newer sample")
+    page.click(".nb-status")
+    page.wait_for_selector("#notebench-system .nb-cpu canvas", timeout=30_000)
+    assert not our_errors(console)
+
+
+def test_run_as_training_job_on_an_open_template(page, console, lab) -> None:
+    open_lab(page, lab)
+    page.evaluate("""() => window.jupyterapp.commands.execute('docmanager:open',
+                     {path: 'notebench/notebooks/train_tabular.ipynb'})""")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    button = page.locator(".jp-NotebookPanel-toolbar [data-command='notebench:run-as-job']")
+    button.wait_for(timeout=30_000)
+    button.click()
+    field = page.locator(".jp-Dialog input[data-param='epochs']")
+    field.wait_for(timeout=30_000)
+    assert field.input_value() == "30"
+    # "auto" parameters come prefilled with the hardware recommendations
+    assert page.locator(".jp-Dialog input[data-param='device']").input_value() in ("cpu", "cuda")
+    field.fill("1")
+    screenshot(page, "lab-run-as-job-dialog")
+    page.click(".jp-Dialog .jp-mod-accept")
+    page.wait_for_selector(".Toastify__toast", timeout=30_000)
+    status, answer = lab.request("GET", "lifecycle/jobs?limit=20")
+    assert status == 200, answer
+    jobs = [j for j in answer["jobs"] if j["notebook"]["path"].endswith("train_tabular.ipynb")]
+    assert len(jobs) == 1, answer
+    job = jobs[0]
+    assert job["parameters"]["epochs"] == 1
+    wait_until(lambda: job_state(lab, job["id"])["state"] in TERMINAL, 240, "template job ends")
+    final = job_state(lab, job["id"])
+    assert final["state"] == "succeeded", final.get("error")
+    assert final["progress"].get("epoch") in (0, 1)  # one epoch ran
+    assert not our_errors(console)
+
+
+def test_dark_theme_renders(page, console, lab) -> None:
+    open_lab(page, lab)
+    page.evaluate("""() => window.jupyterapp.commands.execute('apputils:change-theme',
+                     {theme: 'JupyterLab Dark'})""")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached",
+                           timeout=30_000)
+    show_training(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebench:open-system')")
+    page.wait_for_selector("#notebench-system .nb-cpu canvas", timeout=30_000)
+    page.wait_for_timeout(1500)
+    background = page.eval_on_selector("#notebench-training",
+                                       "el => getComputedStyle(el).backgroundColor")
+    channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
+    assert sum(channels) / 3 < 100, background  # the panel follows the dark theme
+    screenshot(page, "lab-dark-theme")
+    page.evaluate("""() => window.jupyterapp.commands.execute('apputils:change-theme',
+                     {theme: 'JupyterLab Light'})""")
+    assert not our_errors(console)
+
+
+def test_panel_resumes_after_a_server_restart(page, console, lab) -> None:
+    open_lab(page, lab)
+    show_training(page)
+    page.wait_for_selector(".nb-status .nb-status-cpu", timeout=30_000)
+    lab.stop()
+    page.wait_for_selector("#notebench-training .nb-connection[data-state='reconnecting']",
+                           timeout=60_000)
+    screenshot(page, "lab-reconnecting")
+    lab.start()
+    page.wait_for_selector("#notebench-training .nb-connection[data-state='open']",
+                           state="attached", timeout=60_000)
+    job = submit(lab, steps=3, delay=0.2)
+    page.wait_for_selector(ROW.format(job["id"]), timeout=30_000)
+    wait_until(lambda: row_state(page, job["id"]) == "succeeded", 60, "live after restart")
+    # Lab itself reports its own failed requests while the server is down
+    assert not [e for e in our_errors(console) if "notebench" in e.lower()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,13 +38,6 @@ def write_steps_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _quiet_lab_settings(state: Path) -> None:
-    """No news prompt (it would cover the panels in screenshots)."""
-    folder = state / "user-settings" / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     installed_labextension()
@@ -54,7 +46,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     root.mkdir()
     write_steps_notebook(root / "nbs" / "steps.ipynb")
     config = base / "config"
-    _quiet_lab_settings(config / "lab-state")
     server = LabServer(root, config_dir=config, extra=[
         "--JobService.cpu_slots=3", "--JobService.tick_seconds=0.2",
         "--JobService.stop_grace_seconds=3", "--JobService.kill_grace_seconds=2",

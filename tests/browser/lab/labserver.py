@@ -42,6 +42,7 @@ class LabServer(ServerProcess):
         ]
 
     def start(self, timeout: float = 90) -> LabServer:
+        quiet_lab_settings(self.config_dir / "lab-state")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
         env["JUPYTER_CONFIG_DIR"] = str(self.config_dir)
         env.pop("JUPYTER_PLATFORM_DIRS", None)
@@ -71,3 +72,10 @@ def installed_labextension() -> dict:
         f"the notebench labextension is not installed in {LABEXTENSION.parent}: install the "
         "wheel (make install), or copy labext/labextension there (docs/labext.md)")
     return json.loads(package.read_text())
+
+
+def quiet_lab_settings(state: Path) -> None:
+    """No news prompt (it would cover the panels in screenshots and cost a request)."""
+    folder = state / "user-settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))

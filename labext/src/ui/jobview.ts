@@ -174,7 +174,9 @@ export class JobView extends Widget {
     if (job.sweep_id) {
       actions.push(button(trans.__('Compare sweep'), () => void this.compareSweep(job.sweep_id!)));
     }
-    const metrics = Object.entries(job.latest_metrics ?? {}).map(([name, value]) =>
+    const metrics = Object.entries(job.latest_metrics ?? {})
+      .filter(([name]) => name !== 'epoch' || job.progress?.epoch === undefined)
+      .map(([name, value]) =>
       h('span', { class: 'nb-fact' }, h('b', {}, name), ' ', formatMetric(value))
     );
     fill(

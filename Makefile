@@ -1,7 +1,8 @@
 # notebench developer commands (GNU make). Every target sets up what it needs first.
 #
 #   make test       system packages (as root), venv, wheel; then ruff and the whole test suite
-#   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints URL + token)
+#   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints the Lab and
+#                   Voila dashboard URLs + token)
 #   make bench      $(BENCH_VENV) with comparison packages; runs tests/benchmarks/bench_*.py
 #   make lint       ruff only
 #   make wheel      build dist/notebench-<version>-py3-none-any.whl
@@ -121,6 +122,8 @@ test: system-packages install labext-test
 
 run: install
 	mkdir -p "$(RUN_DIR)"
+	@echo "JupyterLab: http://$(IP):$(PORT)/lab (the token is in the server's log below)"
+	@echo "Dashboard (Voila): http://$(IP):$(PORT)/voila/render/notebench/dashboards/dashboard.ipynb"
 	$(VENV)/bin/notebench serve --root-dir "$(RUN_DIR)" --no-browser --ip=$(IP) \
 	  --port=$(PORT) --ServerApp.port_retries=0 $(RUN_ARGS)
 

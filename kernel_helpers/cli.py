@@ -1,7 +1,8 @@
-"""The ``notebench`` command: show the hardware profile, start JupyterLab.
+"""The ``notebench`` command: show the hardware profile, start JupyterLab or the dashboard.
 
 ``notebench profile`` prints what ``notebench.hardware`` sees (a table, or JSON);
-``notebench serve`` runs ``jupyter lab`` opened on the notebench workspace.
+``notebench serve`` runs ``jupyter lab`` opened on the notebench workspace;
+``notebench dashboard`` runs a Jupyter server with Voila opened on the dashboard.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["build_parser", "build_serve_command", "main", "parse_args", "render_profile"]
+__all__ = ["build_dashboard_command", "build_parser", "build_serve_command", "dashboard_url_path",
+           "main", "parse_args", "render_profile"]
 
 WORKSPACE_NAME = "notebench"  # the workspace folder, under the server's root dir
 NO_TORCH = {"installed": None, "skipped": True}
@@ -56,6 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--root-dir", metavar="DIR", help="the server's root folder (default: current)"
     )
+    dashboard = sub.add_parser(
+        "dashboard",
+        help="start a Jupyter server with notebench and Voila, opened on the dashboard",
+        description="Run `jupyter server` on ROOT_DIR with the notebench and Voila extensions "
+        "and open the dashboard (/voila/render/notebench/dashboards/dashboard.ipynb). "
+        "Other arguments are passed to jupyter server.",
+        allow_abbrev=False,
+    )
+    dashboard.add_argument("--port", type=int, help="port to listen on")
+    dashboard.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    dashboard.add_argument(
+        "--root-dir", metavar="DIR", help="the server's root folder (default: current)"
+    )
+    dashboard.add_argument(
+        "--app", default="dashboard", choices=("dashboard", "jobs", "monitoring", "assets"),
+        help="which dashboard to open (default: dashboard)",
+    )
     return parser
 
 
@@ -63,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; unknown arguments of ``serve`` land in ``args.extra``."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "serve":
+    if extra and args.command not in ("serve", "dashboard"):
         parser.error("unrecognized arguments: " + " ".join(extra))
     if extra[:1] == ["--"]:
         extra = extra[1:]
@@ -77,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_profile(args)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "dashboard":
+        return cmd_serve(args, build_dashboard_command(args))
     build_parser().print_help(sys.stderr)
     return 2
 
@@ -282,8 +303,34 @@ def build_serve_command(args: argparse.Namespace, *, is_root: bool | None = None
     return cmd + extra
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    cmd = build_serve_command(args)
+def dashboard_url_path(app: str = "dashboard") -> str:
+    """The Voila page of a dashboard, under the server's base URL."""
+    return f"voila/render/{WORKSPACE_NAME}/dashboards/{app}.ipynb"
+
+
+def build_dashboard_command(args: argparse.Namespace, *,
+                            is_root: bool | None = None) -> list[str]:
+    """The ``jupyter server`` command line for ``notebench dashboard``."""
+    if is_root is None:
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    extra = list(getattr(args, "extra", None) or [])
+    root_dir = os.path.abspath(getattr(args, "root_dir", None) or os.getcwd())
+    app = getattr(args, "app", None) or "dashboard"
+    cmd = [sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={root_dir}",
+           "--ServerApp.jpserver_extensions="
+           "{'notebench.server': True, 'voila.server_extension': True}",
+           f"--ServerApp.default_url=/{dashboard_url_path(app)}"]
+    if getattr(args, "port", None) is not None:
+        cmd.append(f"--port={args.port}")
+    if getattr(args, "no_browser", False):
+        cmd.append("--no-browser")
+    if is_root and "--allow-root" not in extra:
+        cmd.append("--allow-root")
+    return cmd + extra
+
+
+def cmd_serve(args: argparse.Namespace, cmd: list[str] | None = None) -> int:
+    cmd = cmd or build_serve_command(args)
     print("notebench: " + " ".join(cmd), file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()

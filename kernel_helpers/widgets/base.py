@@ -44,6 +44,7 @@ class Panel(w.VBox):
         self.direction = direction
         self.lang = lang
         self.embedded = embedded
+        self.shown = True  # on screen (a dashboard's other tabs are not)
         self.actions = actions_allowed() if actions is None else bool(actions)
         self.client = client if client is not None or not live else Client()
         self._lock = threading.RLock()
@@ -98,6 +99,10 @@ class Panel(w.VBox):
             self.say(str(exc), error=True)
             return
         self.say("")
+
+    def set_shown(self, shown: bool) -> None:
+        """Whether the panel is on screen; panels may skip drawing while it is not."""
+        self.shown = shown
 
     # -- feed listener -----------------------------------------------------------------------
 

@@ -40,16 +40,23 @@ class JobDetail:
         self.series: dict[str, dict[int, float | None]] = {}
         self.log_lines: list[str] = []
         self.header = w.HTML()
-        self.chart = SeriesChart(self.t("Metrics"), direction=direction, height="240px")
+        self._chart: SeriesChart | None = None  # made on first open (bqplot loads then)
         self.log = w.HTML()
         self.links = w.HTML()
         self.clone_fields = w.VBox()
         self.clone_button = make_button("Clone with edits", self.clone, style="primary")
         self.clone_box = w.VBox([self.clone_fields, self.clone_button])
-        self.widget = w.VBox([self.header, self.chart.figure, self.links, self.log,
-                              self.clone_box], layout=w.Layout(display="none"))
+        # empty until opened: a chart drawn while hidden has no size to draw in
+        self.widget = w.VBox(layout=w.Layout(display="none"))
         self.widget.add_class("nb-job-detail")
         self.on_cloned: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def chart(self) -> SeriesChart:
+        if self._chart is None:
+            self._chart = SeriesChart(self.t("Metrics"), direction=self.direction,
+                                      height="240px")
+        return self._chart
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -69,6 +76,9 @@ class JobDetail:
             self.log_lines = [r["message"] for r in records]
         self._clone_form(job)
         self.render()
+        if not self.widget.children:
+            self.widget.children = [self.header, self.chart.figure, self.links, self.log,
+                                    self.clone_box]
         self.widget.layout.display = "flex"
 
     def close(self) -> None:

@@ -130,14 +130,16 @@ class ActiveJobs(Panel):
         self.header_row.add_class("nb-row")
         self.header_row.add_class("nb-head")
         self.table = w.VBox()
-        self.table.add_class("nb-jobs-table")
+        self.table.add_class("nb-jobs-rows")
         self.empty = w.HTML(f'<div class="nb-muted">{esc(self.t("No jobs yet."))}</div>')
+        grid = w.VBox([self.header_row, self.table, self.empty])
+        grid.add_class("nb-jobs-table")
         self.detail = JobDetail(self.client, direction=self.direction, labels=self.t,
                                 api_path=self.api_path, make_button=self.button)
         self.detail.on_cloned = self.upsert
         if not self.actions:
             self.detail.clone_box.layout.display = "none"
-        return [self.header_row, self.table, self.empty, self.detail.widget]
+        return [grid, self.detail.widget]
 
     # -- state in ------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class MonitoringDashboard(Panel):
         self.alerts: dict[str, dict[str, Any]] = {}
         self.log_records: deque[dict[str, Any]] = deque(maxlen=LOG_LINES)
         self._log_keys: set[tuple[Any, ...]] = set()
+        self._last_sample: dict[str, Any] | None = None
         self.samples = 0
         super().__init__(**kwargs)
 
@@ -178,7 +179,17 @@ class MonitoringDashboard(Panel):
         points = self.history.get(key) or ()
         return [p[0] for p in points], [p[1] for p in points]
 
+    def set_shown(self, shown: bool) -> None:
+        super().set_shown(shown)
+        if shown:  # catch up with what arrived while away
+            with self._lock:
+                self._draw_charts(self._last_sample)
+
     def _draw_charts(self, last: dict[str, Any] | None) -> None:
+        if last is not None:
+            self._last_sample = last
+        if not self.shown:
+            return  # the history is kept; the charts are drawn when shown again
         self.cpu_chart.set("cpu", *self._series("cpu"))
         self.memory_chart.set("memory", *self._series("memory"))
         self.network_chart.set("rx", *self._series("rx"))

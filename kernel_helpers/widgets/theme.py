@@ -72,11 +72,13 @@ STYLE = """
 .nb-root .bqplot text, .nb-root .bqplot .tick text { fill: var(--jp-ui-font-color1) !important; }
 .nb-root .bqplot .axis path, .nb-root .bqplot .axis line { stroke: var(--jp-border-color1); }
 .nb-root .bqplot .mainheading { fill: var(--jp-ui-font-color1) !important; }
-.nb-root .bqplot .plotarea_background { fill: var(--jp-layout-color0) !important; }
-.nb-root .bqplot > svg { background: var(--jp-layout-color0); }
-.nb-root .jupyter-widgets.widget-tab > .p-TabBar .p-TabBar-tab,
+.nb-root .bqplot > svg { background: transparent; }
 .nb-root .jupyter-widgets.widget-tab > .lm-TabBar .lm-TabBar-tab {
   color: var(--jp-ui-font-color1); background: var(--jp-layout-color2); }
+.nb-stage { position: relative; }
+.nb-slot.nb-offstage { position: absolute !important; top: 0; left: -40000px; width: 100%;
+  visibility: hidden; pointer-events: none; }
+.nb-dashboard-tabs .widget-toggle-button { margin: 0 2px 4px 0; }
 @container (max-width: 560px) {
   .nb-cell-num { width: 64px; }
   .nb-cell-name { flex-basis: 100%; }

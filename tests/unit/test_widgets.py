@@ -283,7 +283,7 @@ def test_hardware_panel_shows_profile_scores_and_recommendations():
 def test_rtl_persian_dashboard_lays_out_right_to_left():
     board = Dashboard(live=False, direction="rtl", lang="fa")
     assert "nb-rtl" in board._dom_classes
-    assert board.tabs.titles[0] == "کارهای فعال"
+    assert board.bar.options[0][0] == "کارهای فعال"
     jobs = board["ActiveJobs"]
     assert "nb-rtl" in jobs._dom_classes
     monitoring = board["MonitoringDashboard"]
@@ -297,3 +297,19 @@ def test_rtl_persian_dashboard_lays_out_right_to_left():
 def test_direction_must_be_known():
     with pytest.raises(ValueError, match="direction"):
         ActiveJobs(live=False, direction="up")
+
+
+def test_dashboard_makes_tabs_when_shown_and_keeps_others_off_stage():
+    board = Dashboard(live=False)
+    assert list(board.panels) == ["ActiveJobs"]
+    board.bar.value = 2  # monitoring
+    monitoring = board.panels["MonitoringDashboard"]
+    assert monitoring.shown and "nb-offstage" not in board.slots[2]._dom_classes
+    assert "nb-offstage" in board.slots[0]._dom_classes
+    board.bar.value = 0
+    assert not monitoring.shown and "nb-offstage" in board.slots[2]._dom_classes
+    now = time.time()
+    monitoring.on_events([event("monitoring", "sample", sample(now, 50.0))])
+    assert monitoring.cpu_chart.points("cpu") == 0  # not drawn while away...
+    board.bar.value = 2
+    assert monitoring.cpu_chart.points("cpu") == 1  # ...but caught up on return

@@ -339,6 +339,20 @@ async def test_without_tornados_private_attributes_the_body_goes_through_tornado
     assert sent == []
 
 
+async def test_a_body_reframed_after_the_headers_goes_through_tornado(upload, download, sent,
+                                                                   monkeypatch):
+    from notebench.server.assets import handlers
+
+    monkeypatch.setattr(handlers, "expects_raw_body", lambda connection, length: False)
+    data = random_bytes(2 * 1024 * 1024 + 9)
+    asset = (await upload("artifacts", "reframed.bin", data)).body
+    full = await download(asset["id"])
+    assert full.code == 200 and full.body == data
+    part = await download(asset["id"], {"Range": "bytes=10-19"})
+    assert part.code == 206 and part.body == data[10:20]
+    assert sent == []
+
+
 class FakeConnection:
     """What the direct path reads of Tornado's HTTP/1 connection."""
 

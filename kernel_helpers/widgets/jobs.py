@@ -80,7 +80,8 @@ class _Row:
         progress = job.get("progress") or {}
         self.name.value = f'<span title="{esc(job["id"])}">{esc(job.get("name"))}</span>'
         self.state.value = f'<span class="nb-state nb-state-{esc(state)}">{esc(state)}</span>'
-        self.progress.value = job_fraction(job)
+        # never backwards: cell progress gives way to step progress once steps are reported
+        self.progress.value = max(self.progress.value, job_fraction(job))
         self.progress.bar_style = {"succeeded": "success", "failed": "danger",
                                    "paused": "warning"}.get(state, "info")
         epoch = progress.get("epoch", latest.get("epoch"))

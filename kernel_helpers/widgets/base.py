@@ -73,8 +73,10 @@ class Panel(w.VBox):
             else:
                 self.refresh()
             self.feed.subscribe(self)
-            if self._own_feed:
+            if self._own_feed and self.feed_topics():
                 self.feed.start()
+        if self._own_feed and not self.feed_topics():
+            self.indicator.widget.layout.display = "none"  # nothing live to speak of
 
     # -- for subclasses ----------------------------------------------------------------------
 

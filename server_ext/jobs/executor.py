@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,12 @@ class Executor(ABC):
     @abstractmethod
     def forget(self, job_id: str) -> None:
         """Drop what is kept about a finished job."""
+
+    def watch(self, job_id: str, on_exit: Callable[[], None]) -> bool:
+        """Call ``on_exit`` (from any thread) once the job's runner has ended, so the job
+        ends without waiting for a poll; False when this executor cannot tell (the
+        service then notices on its tick)."""
+        return False
 
 
 @dataclass
@@ -236,7 +243,31 @@ class LocalProcessExecutor(Executor):
         with self._lock:
             self._jobs.pop(job_id, None)
 
+    def watch(self, job_id: str, on_exit: Callable[[], None]) -> bool:
+        """A thread waits for the runner: ``waitpid`` for our own child, psutil's polling
+        wait for an adopted one."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        threading.Thread(target=self._wait_for_exit, args=(job, on_exit),
+                         name=f"notebench-watch-{job_id}", daemon=True).start()
+        return True
+
     # -- internals --------------------------------------------------------------------------
+
+    def _wait_for_exit(self, job: _LocalJob, on_exit: Callable[[], None]) -> None:
+        try:
+            if job.popen is not None:
+                job.exit_code = job.popen.wait()
+            else:
+                ref = job.refs.get("runner")
+                proc = self._live(ref) if ref is not None else None
+                if proc is not None:
+                    with contextlib.suppress(psutil.Error):
+                        proc.wait()
+        except Exception:
+            log.exception("waiting for a job's runner failed")
+        on_exit()
 
     def _live(self, ref: ProcessRef) -> psutil.Process | None:
         """The recorded process if it still runs (same start time, not a zombie)."""

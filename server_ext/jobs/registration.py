@@ -3,7 +3,9 @@
 Files are registered where they are (job directories live inside the ``artifacts``
 root) with the job's id; the final model named by ``manifest.json`` is linked into
 ``models/`` (a hard link, or a copy across filesystems, made by the registry) as an
-asset whose metadata holds the job's id, parameters and final metrics.
+asset whose metadata holds the job's id, parameters and final metrics. A job moved to
+the trash takes its artifact assets out of the registry's listing; restored, its files
+are registered again.
 """
 
 from __future__ import annotations
@@ -21,29 +23,15 @@ from .jobdir import MANIFEST, METRICS_CSV, OUTPUT, PAPERMILL_LOG, read_json
 
 log = logging.getLogger("notebench.jobs")
 
+_RECONCILE_TRIES = 10  # each waits the registry's listing budget for its scan
+
 
 async def register_outputs(assets: Any, row: dict[str, Any],
                            checkpoints: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Register a job's files; returns the model record (``job.model``) when one was linked."""
     job_id = row["id"]
     job_dir = Path(row["job_dir"])
-    manifest = await asyncio.to_thread(read_json, job_dir / MANIFEST)
-    manifest = manifest if isinstance(manifest, dict) else {}
-    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else None
-    names = [OUTPUT, PAPERMILL_LOG, METRICS_CSV]
-    names += [str(p) for p in manifest.get("artifacts") or [] if isinstance(p, str)]
-    names += [c["path"] for c in checkpoints]
-    if model and isinstance(model.get("path"), str):
-        names.append(model["path"])
-    meta = {"job_id": job_id, "job_name": row["name"], "template": row["template"]}
-    for name in dict.fromkeys(names):
-        try:
-            path = await asyncio.to_thread(safe_file, job_dir, name)
-        except ApiError:
-            continue  # gone (checkpoints beyond the last K) or outside the job directory
-        with contextlib.suppress(ApiError):
-            await assets.register_path(path, category="artifacts", source="job",
-                                       job_id=job_id, metadata=meta)
+    model = await register_artifacts(assets, row, checkpoints)
     if not model or row["state"] not in (states.SUCCEEDED, states.STOPPED):
         return None
     try:
@@ -64,3 +52,54 @@ async def register_outputs(assets: Any, row: dict[str, Any],
                                    metadata=metadata)
     return {"asset_id": asset.get("id") if isinstance(asset, dict) else None, "name": name,
             "path": src.relative_to(job_dir.resolve()).as_posix(), "metrics": metrics}
+
+
+async def register_artifacts(assets: Any, row: dict[str, Any],
+                             checkpoints: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Register a job's files in place as ``artifacts`` (the output notebook, the log, the
+    metrics, what the manifest names, the checkpoints); returns the manifest's model entry."""
+    job_id = row["id"]
+    job_dir = Path(row["job_dir"])
+    manifest = await asyncio.to_thread(read_json, job_dir / MANIFEST)
+    manifest = manifest if isinstance(manifest, dict) else {}
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else None
+    names = [OUTPUT, PAPERMILL_LOG, METRICS_CSV]
+    names += [str(p) for p in manifest.get("artifacts") or [] if isinstance(p, str)]
+    names += [c["path"] for c in checkpoints]
+    if model and isinstance(model.get("path"), str):
+        names.append(model["path"])
+    meta = {"job_id": job_id, "job_name": row["name"], "template": row["template"]}
+    for name in dict.fromkeys(names):
+        try:
+            path = await asyncio.to_thread(safe_file, job_dir, name)
+        except ApiError:
+            continue  # gone (checkpoints beyond the last K) or outside the job directory
+        with contextlib.suppress(ApiError):
+            await assets.register_path(path, category="artifacts", source="job",
+                                       job_id=job_id, metadata=meta)
+    return model
+
+
+async def forget_artifacts(assets: Any, job_id: str, rel_dir: str) -> int:
+    """Drop the job's artifact assets from the registry once its directory has left the
+    root (moved to the trash): the registry first notices the files gone, then forgets
+    them. ``rel_dir``: the job directory relative to the ``artifacts`` root. Returns how
+    many were forgotten; the model linked into ``models/`` is an asset of its own and stays.
+    """
+    for _attempt in range(_RECONCILE_TRIES):
+        if await assets.reconcile("artifacts"):
+            break
+    prefix = rel_dir.rstrip("/") + "/"
+    forgotten = 0
+    cursor: str | None = None
+    while True:
+        page = await assets.list_assets("artifacts", {
+            "name": prefix, "state": "missing", "limit": "1000", "cursor": cursor})
+        for item in page["items"]:
+            if item.get("job_id") == job_id and str(item.get("rel_path")).startswith(prefix):
+                with contextlib.suppress(ApiError):
+                    await assets.delete(item["id"])
+                    forgotten += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return forgotten

@@ -19,6 +19,7 @@ from . import store as jobstore
 from .compare import LAYOUTS, compare_table, runs_metrics_json
 from .jobdir import NOTEBOOK
 from .params import ParameterError, check_values
+from .registration import forget_artifacts, register_artifacts
 from .submission import requested_resources, submission_options
 from .sweeps import combination_label, expand_grid, new_sweep_id
 from .templates import read_notebook
@@ -320,11 +321,27 @@ class RunsMixin:
             now = time.time()
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=now, updated=now))
+            await self._artifacts_follow(row, trashed=True)
         self.series_cache.forget(job_id)
         job = await self.get_job(job_id)
         self._publish_change(job, "trashed")
         self._lifecycle(logging.INFO, job_id, f"job {job_id} moved to the trash")
         return job
+
+    async def _artifacts_follow(self: Any, row: dict[str, Any], *, trashed: bool) -> None:
+        """The job's artifact assets leave the registry's listing with the job (trash), and
+        come back with it (restore)."""
+        assets = self.services.assets if self.services else None
+        if assets is None:
+            return
+        try:
+            if trashed:
+                rel = Path(row["job_dir"]).relative_to(self.workspace.root("artifacts"))
+                await forget_artifacts(assets, row["id"], rel.as_posix())
+            else:
+                await register_artifacts(assets, row, await self.checkpoints(row["id"]))
+        except Exception:
+            log.exception("updating the artifact assets of job %s failed", row["id"])
 
     async def list_trash(self: Any) -> dict[str, Any]:
         rows, total = await self.store.read(lambda conn: jobstore.list_jobs(
@@ -348,6 +365,7 @@ class RunsMixin:
                                     Path(row["job_dir"]))
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=None, updated=time.time()))
+            await self._artifacts_follow(row, trashed=False)
         job = await self.get_job(job_id)
         self._publish_change(job, "restored")
         self._lifecycle(logging.INFO, job_id, f"job {job_id} restored from the trash")

@@ -21,6 +21,7 @@ Functions taking a connection run on the store's writer (``append``) or a reader
 from __future__ import annotations
 
 import itertools
+import operator
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from .downsample import SPECIAL_CODES, special_code
 CHUNK_POINTS = 8192
 _INSERT_POINTS = ("INSERT OR IGNORE INTO job_metrics (job_id, name, idx, step, t, value, "
                   "special) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_IDX, _STEP, _VALUE, _SPECIAL = (operator.itemgetter(k) for k in (2, 3, 5, 6))  # MetricRow
 SUMMARY_COLUMNS = ("count", "finite", "last_idx", "x_min", "x_max", "final_value",
                    "final_special", "final_x", "min_value", "min_x", "max_value", "max_x")
 
@@ -71,8 +73,8 @@ def append(conn: sqlite3.Connection, job_id: str, name: str, rows: Sequence[tupl
 
 def _pack(rows: Sequence[tuple], last_idx: int) -> tuple[Sequence[tuple], Packed]:
     """The rows after ``last_idx`` (first of each index, in index order) and their arrays."""
-    cols = list(zip(*rows, strict=True))
-    idx = np.array(cols[2], dtype=np.int64)
+    n = len(rows)
+    idx = np.fromiter(map(_IDX, rows), np.int64, n)
     in_order = idx[0] > last_idx and bool(np.all(idx[1:] > idx[:-1]))
     if not in_order:
         order = np.argsort(idx, kind="stable")
@@ -81,18 +83,18 @@ def _pack(rows: Sequence[tuple], last_idx: int) -> tuple[Sequence[tuple], Packed
         rows = [rows[i] for i in order[keep].tolist()]
         if not rows:
             return rows, Packed(idx[:0], idx[:0], np.empty(0), np.empty(0, dtype=np.int8))
-        cols = list(zip(*rows, strict=True))
-        idx = np.array(cols[2], dtype=np.int64)
-    steps = cols[3]
+        n = len(rows)
+        idx = np.fromiter(map(_IDX, rows), np.int64, n)
+    steps = list(map(_STEP, rows))
     if None in steps:
-        x = np.array([i if s is None else s for i, s in zip(cols[2], steps, strict=True)],
-                     dtype=np.int64)
+        x = np.fromiter((i if s is None else s for i, s in zip(idx.tolist(), steps,
+                                                               strict=True)), np.int64, n)
     else:
-        x = np.array(steps, dtype=np.int64)
-    values = np.array(cols[5], dtype=np.float64)  # None (not finite) -> NaN
+        x = np.fromiter(steps, np.int64, n)
+    values = np.array(list(map(_VALUE, rows)), dtype=np.float64)  # None (not finite): NaN
     codes = np.isnan(values).astype(np.int8)
-    specials = cols[6]
-    if specials.count(None) != len(specials):
+    specials = list(map(_SPECIAL, rows))
+    if any(specials):  # the spellings of non-finite values
         for k, special in enumerate(specials):
             if special is not None:
                 codes[k] = special_code(special)

@@ -32,6 +32,7 @@ from . import states
 from . import store as jobstore
 from .compare import SeriesCache
 from .executor import Executor, LaunchSpec, LocalProcessExecutor
+from .finalize import FinalizeMixin
 from .jobdir import (
     CHECKPOINTS,
     CONTROL,
@@ -48,10 +49,8 @@ from .jobdir import (
 )
 from .logquery import LogQuery, run_query
 from .machine import job_profile, machine_facts, run_alive
-from .outcome import Ending, outcome
 from .params import ParameterError, check_values, coerce
 from .queue import Admission, Slots, Waiting, admit, position
-from .registration import register_outputs
 from .runs import RunsMixin, load_snippet
 from .submission import installed_packages, submission_options, write_job_dir
 from .tailer import Followed, Tailer
@@ -63,7 +62,6 @@ from .templates import (
     safe_child,
     template_path,
 )
-from .tidy import dir_size
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -122,7 +120,7 @@ class Active:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class JobService(RunsMixin, LoggingConfigurable):
+class JobService(FinalizeMixin, RunsMixin, LoggingConfigurable):
     """Training jobs: the queue, the executor, the tailer and the job rows."""
 
     cpu_slots = Int(1, help="Jobs that may run at once on the CPU (GPU jobs: one per GPU)."
@@ -882,6 +880,7 @@ class JobService(RunsMixin, LoggingConfigurable):
         self._active[job_id] = Active(job_id, "papermill", job_dir, clock, timeout)
         self.tailer.follow(Followed(job_id, job_dir, "papermill", processes=dict(processes),
                                     auto=dict(auto)))
+        self._watch(self._active[job_id])
         try:
             await self._set_state(job_id, states.RUNNING, None, started=time.time(),
                                   resolved=resolved, auto=auto, resources=resources,
@@ -980,8 +979,7 @@ class JobService(RunsMixin, LoggingConfigurable):
             if active.kind == "interactive" and followed is not None and followed.run_end:
                 ended = True
             if ended:
-                active.finalizing = True
-                self._spawn(self._finalize(job_id))
+                self._job_ended(job_id)
                 continue
             self._check_clock(active, followed)
             self._note_rate(active, followed)
@@ -1043,86 +1041,6 @@ class JobService(RunsMixin, LoggingConfigurable):
         web_app = getattr(getattr(app, "serverapp", None), "web_app", None)
         if web_app is not None:
             web_app.settings[ACTIVITY_KEY] = datetime.datetime.now(datetime.timezone.utc)
-
-    # -- the end of a job ---
-
-    async def _finalize(self, job_id: str) -> None:
-        """The runner (or run) ended: read the rest, decide the outcome, leave no process."""
-        try:
-            async with self._lock(job_id):
-                await self._finalize_locked(job_id)
-        except Exception:
-            log.exception("finishing job %s failed", job_id)
-            active = self._active.get(job_id)
-            if active is not None:
-                active.finalizing = False
-        self._schedule_soon()
-
-    async def _finalize_locked(self, job_id: str) -> None:
-        active = self._active.get(job_id)
-        if active is None:
-            return
-        if active.escalation is not None:
-            active.escalation.cancel()
-        followed = await asyncio.to_thread(self.tailer.drain, job_id)
-        await self.store.write(lambda conn: None)  # what the drain queued is committed
-        row = await self.get_row(job_id)
-        if active.kind == "papermill":
-            await asyncio.to_thread(self.executor.kill, job_id)  # whatever is left of it
-        exit_code = self.executor.exit_code(job_id) if active.kind == "papermill" else None
-        state, reason = outcome(Ending(
-            row["state"], row["reason"], interactive=active.kind == "interactive",
-            finished=followed.finished if followed else None,
-            run_end=followed.run_end if followed else None, exit_code=exit_code,
-            ended_unobserved=bool(active.extra.get("server_down"))))
-        active.clock.pause()
-        latest = dict(followed.latest) if followed else row["latest_metrics"]
-        job_dir = Path(row["job_dir"])
-        with contextlib.suppress(OSError):
-            # streamed from the cursor to the file: a million rows are never held at once
-            await self.store.read(lambda conn: files.write_export(
-                job_dir, jobstore.metric_points(conn, job_id)))
-        listing = await asyncio.to_thread(files.list_files, job_dir)
-        fields: dict[str, Any] = {
-            "ended": time.time(), "active_seconds": active.clock.accumulated,
-            "segment_start": None, "final_metrics": latest, "latest_metrics": latest,
-            "artifact_count": len(listing), "exit_code": exit_code,
-            "last_metric_active": active.clock.at_last_metric,
-            "disk_bytes": await asyncio.to_thread(dir_size, job_dir),
-        }
-        if followed is not None:
-            fields["progress"] = dict(followed.progress)
-            fields["processes"] = self.executor.processes(job_id) or dict(followed.processes)
-            if followed.error is not None:
-                fields["error"] = followed.error
-        self.tailer.unfollow(job_id)
-        self.executor.forget(job_id)
-        self._active.pop(job_id, None)
-        if row["state"] != state and not states.can_move(row["state"], state):
-            state = states.FAILED  # a safety net: the transition table has the last word
-        await self._set_state(job_id, state, reason, **fields)
-        level = logging.INFO if state in (states.SUCCEEDED, states.STOPPED) else logging.ERROR
-        self._lifecycle(level, job_id, f"job {job_id} {state}" + (f": {reason}" if reason
-                                                                      else ""))
-        self._spawn(self._register_outputs(job_id))
-
-    async def _register_outputs(self, job_id: str) -> None:
-        """Register the job's files and link its final model (when the registry exists)."""
-        assets = self.services.assets if self.services else None
-        if assets is None:
-            return
-        try:
-            row = await self.get_row(job_id)
-            model = await register_outputs(assets, row, await self.checkpoints(job_id))
-        except Exception:
-            log.exception("registering the outputs of job %s failed", job_id)
-            return
-        if model is None:
-            return
-        await self.store.write(lambda conn: jobstore.update_job(conn, job_id, model=model,
-                                                                 updated=time.time()))
-        for topic in (job_topic(job_id), JOBS_TOPIC):
-            self.bus.publish(topic, "model", {"job_id": job_id, "model": model})
 
     # -- interactive runs ---
 
@@ -1195,6 +1113,7 @@ class JobService(RunsMixin, LoggingConfigurable):
             if alive:
                 self._lifecycle(logging.INFO, job_id, f"job {job_id} adopted: its processes "
                                 "still run")
+                self._watch(active)
                 if row["state"] == states.STOPPING and row["kind"] == "papermill":
                     waited = time.time() - float(row["stop_requested"] or time.time())
                     active.escalation = self._spawn(

@@ -16,9 +16,10 @@ Every part is measured in this one run, side by side with what it is compared ag
     the terminal ``state`` event, against the same notebook run by the plain ``papermill``
     CLI (process start to exit), interleaved, medians of ``--repeats`` rounds after one
     untimed warm-up round (reported as "cold"). A third runner, the papermill CLI with the
-    import the job runner skips (``rfc3987_syntax``), shows how much of the difference is
-    that import. A breakdown per phase comes from papermill's own timestamps in the output
-    notebook (same instrument for both) and the job's timestamps. Goal: overhead < 10 %.
+    import the job runner skips (``rfc3987_syntax``), is the fair comparison (the same
+    work on both sides), judged against the same goal. A breakdown per phase comes from
+    papermill's own timestamps in the output notebook (same instrument for both) and the
+    job's timestamps. Goal: overhead < 10 %.
 (c) latency from ``report()`` in the kernel to an SSE client of the job's stream: each
     point carries the kernel's wall time ``t``; latency = client receive time - ``t``
     (same machine, same clock), for loops reporting every 100, 10 and 1 ms (report()
@@ -870,8 +871,9 @@ def print_b(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                 title="(b) where the time goes, medians in s (launch: the runner process "
                       "starts; papermill: its own start timestamp, after its imports; kernel "
                       "start: to the first cell; ->exit: last cell end to the process's end "
-                      "(job: the runner's 'finished' record); exit->ended: the server notices "
-                      "(tick) and finalizes; ended->client: the terminal state event arrives)")
+                      "(job: the runner's 'finished' record); exit->ended: the runner's process "
+                      "ends, the server notices (the executor watches it) and finalizes; "
+                      "ended->client: the terminal state event arrives)")
     jobs = [r for r in runs if r["runner"] == "job"]
     print(f"job: POST answered in {median([r['post_answer'] for r in jobs]) * 1000:.0f} ms "
           f"(median); first report() -> its SSE event "
@@ -880,16 +882,23 @@ def print_b(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
           "after launch; job states: "
           + ", ".join(sorted({str(r['state']) for r in jobs})))
     job = med["job"]["total"]
+    succeeded = all(r["state"] == "succeeded" for r in jobs)
     checks: list[tuple[str, bool | None, str]] = [
         ("(b) overhead < 10 % over the papermill CLI", job < baseline * (1 + GOAL_OVERHEAD)
-         and all(r["state"] == "succeeded" for r in jobs),
+         and succeeded,
          f"job {job:.2f} s vs papermill CLI {baseline:.2f} s ({100 * (job / baseline - 1):+.1f} "
          f"%); first metric at {med['job']['first_metric']:.2f} s")]
     skip = med.get("papermill CLI, import skipped")
     if skip:
-        checks.append(("(b) (diagnostic) vs papermill CLI with the runner's import skip", None,
-                       f"job {job:.2f} s vs {skip['total']:.2f} s "
-                       f"({100 * (job / skip['total'] - 1):+.1f} %)"))
+        fair = skip["total"]
+        checks.append((
+            "(b) fair: overhead < 10 % over the papermill CLI with the runner's import skip",
+            job < fair * (1 + GOAL_OVERHEAD) and succeeded,
+            f"job {job:.2f} s vs {fair:.2f} s ({100 * (job / fair - 1):+.1f} %): the same "
+            f"work on both sides (the plain CLI also builds rfc3987_syntax's grammar, "
+            f"{baseline - fair:+.2f} s); the job's own extra: POST->launch "
+            f"{med['job']['to_launch']:.2f} s, exit->ended {med['job']['exit_to_ended']:.2f} s, "
+            f"ended->client {med['job']['ended_to_client']:.2f} s"))
     return checks
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from tests.integration.test_kernel_side import run_in_kernel
+
+from .conftest import wait_for
 
 TRAIN = """
 import time
@@ -93,15 +96,20 @@ def shifted(times):  # the same float additions as the training loop
     return out
 best = notebench.load_model("{job}", torch.nn.Linear(3, 2), which="best")
 final = notebench.load_model("{job}")
+by_asset = notebench.load_model("{asset}")  # the model's asset in models/, not the job
+into = notebench.load_model("{asset}", torch.nn.Linear(3, 2))
 print(json.dumps({
     "best_equal": all(torch.equal(best.state_dict()[k], v) for k, v in shifted(2).items()),
     "final_equal": all(torch.equal(final[k], v) for k, v in shifted(4).items()),
+    "asset_equal": all(torch.equal(by_asset[k], v) for k, v in shifted(4).items()),
+    "asset_into_equal": all(torch.equal(into.state_dict()[k], v)
+                            for k, v in shifted(4).items()),
 }))
 """
 
 
 async def test_best_checkpoint_is_kept_and_load_model_restores_it(
-        jp_serverapp, http_server_client, write_notebook, jobs_api, api):
+        jp_serverapp, http_server_client, write_notebook, jobs_api, api, services):
     path = write_notebook("best", [BEST], "seed = 0")
     job = await jobs_api.submit(path)
     done = await jobs_api.wait(job["id"], timeout=180)
@@ -112,9 +120,20 @@ async def test_best_checkpoint_is_kept_and_load_model_restores_it(
     assert {p for p in files if p.endswith(".pt")} == {"checkpoints/epoch-0001.pt",
                                                         "checkpoints/epoch-0003.pt"}
     assert any(p.startswith("model/tiny.") for p in files)
+
+    async def linked() -> dict | None:
+        current = await jobs_api.get(job["id"])
+        return current["model"] if current.get("model") else None
+
+    model = await wait_for(linked, 30)
+    asset = (await api("GET", f"assets/{model['asset_id']}")).body
+    assert asset["category"] == "models" and asset["job_id"] == job["id"]
+    assert Path(asset["path"]).parent == services.workspace.root("models")
     # a notebook kernel without the runs folder in its environment asks the server
     env = {k: v for k, v in os.environ.items() if k != "NOTEBENCH_RUNS_DIR"}
     env.update({k: v for k, v in os.environ.items() if k.startswith("NOTEBENCH_SERVER")})
-    output = await run_in_kernel(jp_serverapp, LOAD.replace("{job}", job["id"]), env=env)
+    code = LOAD.replace("{job}", job["id"]).replace("{asset}", model["asset_id"])
+    output = await run_in_kernel(jp_serverapp, code, env=env)
     result = json.loads(output.strip().splitlines()[-1])
-    assert result == {"best_equal": True, "final_equal": True}
+    assert result == {"best_equal": True, "final_equal": True, "asset_equal": True,
+                      "asset_into_equal": True}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from .conftest import wait_for
+
 LOOP = """
 import time
 import notebench
@@ -62,10 +64,28 @@ async def test_delete_refuses_a_running_job_then_trash_restore_purge(
     job_dir = services.workspace.path / done["job_dir"]
     assert job_dir.is_dir()
 
+    async def artifact_assets() -> list[str]:
+        response = await api("GET", "assets/list/artifacts", params={"name": job["id"]})
+        assert response.status == 200, response.body
+        return sorted(a["rel_path"] for a in response.body["items"] if a["job_id"] == job["id"])
+
+    expected = {f"jobs/{job['id']}/{name}" for name in ("output.ipynb", "papermill.log",
+                                                         "metrics.csv")}
+
+    async def registered() -> list[str] | None:
+        listed = await artifact_assets()
+        return listed if expected <= set(listed) else None
+
+    assets_before = await wait_for(registered, 30)
+
     deleted = await api("DELETE", f"lifecycle/jobs/{job['id']}")
     assert deleted.status == 200, deleted.body
     assert deleted.body["trashed_at"] is not None
     assert not job_dir.exists()
+    # its artifacts left the asset listing with it (not even as missing files) ...
+    assert await artifact_assets() == []
+    assets_trash = (await api("GET", "assets/trash")).body["items"]
+    assert not [a for a in assets_trash if a["job_id"] == job["id"]]
     assert (job_dir.parent / ".trash" / job["id"] / "output.ipynb").is_file()
     assert (await api("GET", "lifecycle/jobs")).body["total"] == 0
     again = await api("DELETE", f"lifecycle/jobs/{job['id']}")
@@ -83,6 +103,7 @@ async def test_delete_refuses_a_running_job_then_trash_restore_purge(
     assert [j["id"] for j in (await api("GET", "lifecycle/jobs")).body["jobs"]] == [job["id"]]
     assert (await api("GET", "lifecycle/trash")).body["items"] == []
     assert await jobs_api.metrics(job["id"]) == before  # its points came back with it
+    assert await artifact_assets() == assets_before  # ... and came back with it
 
     assert (await api("DELETE", f"lifecycle/jobs/{job['id']}")).status == 200
     purged = await api("DELETE", f"lifecycle/trash/{job['id']}")

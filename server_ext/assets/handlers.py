@@ -23,7 +23,13 @@ from .multipart import MultipartStream, boundary_of
 from .paths import check_name
 from .registry import ID_PATTERN, AssetRegistry
 from .roots import Category
-from .sendfile import DirectSender, direct_stream, expects_raw_body
+from .sendfile import (
+    DirectSender,
+    chunked_stream,
+    direct_stream,
+    expects_raw_body,
+    write_chunk,
+)
 from .sink import FileSink, too_large
 from .sniff import detect, extension_allowed, unsupported_type
 from .uploads import STREAM_PREFIX, UPLOAD_ID_PATTERN, check_digest, digest_mismatch
@@ -464,10 +470,15 @@ class DownloadHandler(AssetsHandler):
         """A folder's zip; a failure mid-way cuts the connection (no complete-looking end)."""
         assert plan.archive is not None
         try:
+            await self.flush()  # the headers alone
+            stream = chunked_stream(self.request.connection)
             async with contextlib.aclosing(pieces_in_thread(plan.archive())) as pieces:
                 async for piece in pieces:
-                    self.write(piece)
-                    await self.flush()
+                    if stream is not None:
+                        await write_chunk(stream, piece)
+                    else:
+                        self.write(piece)
+                        await self.flush()
         except iostream.StreamClosedError:
             raise
         except Exception as exc:

@@ -1,15 +1,21 @@
-"""Putting a file's bytes on a response's socket with ``os.sendfile``.
+"""Putting a download's body on the socket without copies through Tornado.
 
 Through Tornado a body is read into Python, copied into the stream's buffer and then into
 the socket, a piece at a time, with a future and a callback per piece. For a plain HTTP/1
 response with a ``Content-Length``, once Tornado has written the headers nothing else is
 queued on the connection, so the kernel can move the file from the page cache to the
-socket itself. That relies on private attributes of Tornado's ``HTTP1Connection``:
-``_expected_content_remaining`` (the body bytes it still expects; ours are counted into it,
-or ``finish()`` would find the body short) and ``_chunking_output``, and on the stream's
-``socket``. Where they are missing, on TLS, without ``os.sendfile``, or when the headers
-did not go out as planned (a transform that compresses or chunks the body), the caller
-writes through Tornado as before.
+socket itself (``DirectSender``). That relies on private attributes of Tornado's
+``HTTP1Connection``: ``_expected_content_remaining`` (the body bytes it still expects; ours
+are counted into it, or ``finish()`` would find the body short) and ``_chunking_output``,
+and on the stream's ``socket``. Where they are missing, on TLS, without ``os.sendfile``, or
+when the headers did not go out as planned (a transform that compresses or chunks the
+body), the caller writes through Tornado as before.
+
+A generated body (a folder's zip) is chunked; Tornado frames each chunk by concatenating
+its length, the data and a CRLF, two copies of every MiB on the event loop. When
+``_chunking_output`` says the response is chunked, ``write_chunk`` hands the three parts to
+the stream as they are (the stream keeps large parts by reference) and Tornado still ends
+the body itself.
 
 The event loop never waits on the disk: ``sendfile`` runs in a thread (a file not in the
 page cache is read there). The thread keeps sending while the client keeps up: a full
@@ -64,6 +70,23 @@ def expects_raw_body(connection: Any, length: int) -> bool:
     """After the headers: Tornado waits for exactly ``length`` unframed body bytes."""
     return (getattr(connection, "_chunking_output", True) is False
             and getattr(connection, "_expected_content_remaining", None) == length)
+
+
+def chunked_stream(connection: Any) -> IOStream | None:
+    """After the headers: the stream to write pre-framed chunks to, when the body is chunked."""
+    stream = direct_stream(connection)
+    if stream is None or getattr(connection, "_chunking_output", False) is not True:
+        return None
+    return stream
+
+
+def write_chunk(stream: IOStream, data: bytes) -> Any:
+    """Queue one HTTP chunk on ``stream`` without copying ``data``; a future of its write."""
+    if not data:
+        raise ValueError("an empty chunk would end the body")
+    stream.write(b"%x\r\n" % len(data))
+    stream.write(data)
+    return stream.write(b"\r\n")
 
 
 def _send_some(sock_fd: int, fd: int, offset: int, count: int) -> tuple[int, bool]:

@@ -6,7 +6,11 @@ import io
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from notebench.server.assets import handlers, sendfile
 from tests.integration.assets.conftest import eventually, sha, temp_files
 from tests.integration.assets.samples import csv_bytes, random_bytes
 from tests.integration.assets.test_download import client, open_fds  # noqa: F401 (fixture)
@@ -19,6 +23,20 @@ FILES = {
     "dogs/weights.bin": random_bytes(3 * 1024 * 1024 + 11),  # several pieces
     "été/naïve 名前.bin": random_bytes(1000),
 }
+
+
+@pytest.fixture
+def framed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the chunks the handler framed itself (``sendfile.write_chunk``)."""
+    sizes: list[int] = []
+    real = handlers.write_chunk
+
+    def spy(stream: Any, data: bytes) -> Any:
+        sizes.append(len(data))
+        return real(stream, data)
+
+    monkeypatch.setattr(handlers, "write_chunk", spy)
+    return sizes
 
 
 def make_folder(workspace: Path, name: str = "images",
@@ -42,7 +60,7 @@ def tree(workspace: Path) -> list[str]:
                   if p.relative_to(workspace).parts[0] != ".notebench")
 
 
-async def test_a_folder_downloads_as_a_zip_of_its_files(api, download, workspace):
+async def test_a_folder_downloads_as_a_zip_of_its_files(api, download, workspace, framed):
     make_folder(workspace)
     asset = await register_folder(api)
     before = tree(workspace)
@@ -68,6 +86,20 @@ async def test_a_folder_downloads_as_a_zip_of_its_files(api, download, workspace
         name: sha(archive.read(name)) for name in names}
     assert tree(workspace) == before  # no temporary file left anywhere
     assert temp_files(workspace) == []
+    assert sum(framed) == len(response.body)  # framed by us, not concatenated by Tornado
+
+
+async def test_without_tornados_private_attributes_tornado_frames_the_zip(
+        api, download, workspace, framed, monkeypatch):
+    monkeypatch.setattr(sendfile, "PRIVATE_ATTRIBUTES",
+                        (*sendfile.PRIVATE_ATTRIBUTES, "_attribute_of_another_tornado"))
+    make_folder(workspace)
+    asset = await register_folder(api)
+    response = await download(asset["id"])
+    assert response.code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.body))
+    assert {name: archive.read(name) for name in archive.namelist()} == FILES
+    assert framed == []
 
 
 async def test_head_range_and_conditionals_on_a_folder(api, download, workspace):

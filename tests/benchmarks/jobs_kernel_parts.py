@@ -315,7 +315,9 @@ def _training_throughputs(model_class: type, x: Any, y: Any, sizes: list[int], *
     return rates
 
 
-def _lightning_finder(model_class: type, x: Any, y: Any) -> dict[str, Any]:
+def lightning_finder(model_class: type, x: Any, y: Any, *,
+                     accelerator: str = "cpu") -> dict[str, Any]:
+    """Lightning's ``Tuner.scale_batch_size`` (power mode, its defaults) on the same model."""
     try:
         import lightning.pytorch as pl
         from lightning.pytorch.tuner import Tuner
@@ -346,7 +348,7 @@ def _lightning_finder(model_class: type, x: Any, y: Any) -> dict[str, Any]:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+        trainer = pl.Trainer(accelerator=accelerator, devices=1, max_epochs=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, default_root_dir=tempfile.gettempdir())
         module = Lit()
@@ -395,7 +397,7 @@ def _measure_auto_batch_size(sweep_seconds: float) -> dict[str, Any]:
 
     choices = {"auto": auto(len(y)),  # the same range as the sweep and Lightning
                "auto_template_cap": auto(max(16, len(y) // 8)),  # as the template calls it
-               "lightning_power": _lightning_finder(model_class, x, y)}
+               "lightning_power": lightning_finder(model_class, x, y)}
     lightning = choices["lightning_power"]
     if "batch_size" in lightning:  # a batch larger than the dataset is all of it at once
         lightning["effective_batch_size"] = min(lightning["batch_size"], len(y))

@@ -179,7 +179,11 @@ def batch_size_template(lightning: bool) -> dict[str, Any]:
     import torch.nn.functional as F
 
     import notebench
-    from tests.benchmarks.jobs_kernel_parts import _template_data, _template_model_class
+    from tests.benchmarks.jobs_kernel_parts import (
+        _template_data,
+        _template_model_class,
+        lightning_finder,
+    )
 
     model_class = _template_model_class()
     x, y = (t.cuda() for t in _template_data())
@@ -226,58 +230,11 @@ def batch_size_template(lightning: bool) -> dict[str, Any]:
         "of_sweep_best": rates[choice.batch_size] / rates[best],
     }
     if lightning:
-        out["lightning_power"] = lightning_finder(model_class, x.cpu(), y.cpu())
+        found = lightning_finder(model_class, x.cpu(), y.cpu(), accelerator="gpu")
+        if "batch_size" in found:  # a batch larger than the dataset is all of it at once
+            found["effective_batch_size"] = min(found["batch_size"], len(y))
+        out["lightning_power"] = found
     return out
-
-
-def lightning_finder(model_class: type, x: Any, y: Any) -> dict[str, Any]:
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    try:
-        import lightning.pytorch as pl
-        from lightning.pytorch.tuner import Tuner
-    except ImportError:
-        try:
-            import pytorch_lightning as pl
-            from pytorch_lightning.tuner import Tuner
-        except ImportError:
-            return {"status": "not installed"}
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader, TensorDataset
-
-    class Lit(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.batch_size = 2
-            self.net = model_class(1, 10)
-
-        def training_step(self, batch: Any, index: int) -> Any:
-            inputs, target = batch
-            return F.cross_entropy(self.net(inputs), target)
-
-        def configure_optimizers(self) -> Any:
-            return torch.optim.Adam(self.parameters(), lr=3e-3)
-
-        def train_dataloader(self) -> Any:
-            return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True)
-
-    for name in ("lightning", "lightning.pytorch", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        trainer = pl.Trainer(accelerator="gpu", devices=1, max_epochs=1, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, default_root_dir=tempfile.gettempdir())
-        start = time.perf_counter()
-        chosen = Tuner(trainer).scale_batch_size(Lit(), mode="power")
-        elapsed = time.perf_counter() - start
-    return {"batch_size": int(chosen), "effective_batch_size": min(int(chosen), len(y)),
-            "decision_s": elapsed}
 
 
 def batch_size_out_of_memory() -> dict[str, Any]:

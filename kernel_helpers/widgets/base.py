@@ -73,9 +73,9 @@ class Panel(w.VBox):
             else:
                 self.refresh()
             self.feed.subscribe(self)
-            if self._own_feed and self.feed_topics():
+            if self._own_feed and self.feed.wanted_topics():
                 self.feed.start()
-        if self._own_feed and not self.feed_topics():
+        if self._own_feed and not self.feed.wanted_topics():
             self.indicator.widget.layout.display = "none"  # nothing live to speak of
 
     # -- for subclasses ----------------------------------------------------------------------

@@ -102,6 +102,21 @@ async def test_without_tornados_private_attributes_tornado_frames_the_zip(
     assert framed == []
 
 
+async def test_an_http_1_0_client_gets_the_zip_until_the_connection_closes(
+        api, client, workspace, framed):  # noqa: F811
+    make_folder(workspace, "old", {"a.csv": csv_bytes(1), "b/c.bin": random_bytes(2_500_000)})
+    asset = await register_folder(api, "old")
+    conn = await client()
+    await conn.send(f"assets/download/{asset['id']}", version="HTTP/1.0")
+    status, headers = await conn.head()
+    assert status == 200 and "transfer-encoding" not in headers
+    assert conn.reader is not None
+    body = await conn.reader.read()  # no chunks in HTTP/1.0: the body ends with the connection
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert archive.read("b/c.bin") == (workspace / "datasets" / "old" / "b" / "c.bin").read_bytes()
+    assert framed == []
+
+
 async def test_head_range_and_conditionals_on_a_folder(api, download, workspace):
     make_folder(workspace, "shards", {"a.csv": csv_bytes(1), "b.csv": csv_bytes(2)})
     asset = await register_folder(api, "shards")

@@ -30,6 +30,20 @@ ENV_VOILA_ACTIONS = "NOTEBENCH_VOILA_ACTIONS"
 log = logging.getLogger(LOGGER_NAME)
 
 
+LAB_EXTENSION_NAME = "notebench"  # labext/package.json's name
+
+
+def keep_lab_extension_out_of_voila(config: Any) -> None:
+    """Voila pages load every Lab extension; notebench's needs Lab itself (its launcher).
+
+    Added to Voila's extension deny list unless the user set an allow or deny list.
+    Linking runs for every extension before any loads, so Voila reads it in time.
+    """
+    voila = config.VoilaConfiguration
+    if "extension_allowlist" not in voila and "extension_denylist" not in voila:
+        voila.extension_denylist = [LAB_EXTENSION_NAME]
+
+
 class NotebenchApp(ExtensionApp):
     """A training workbench inside Jupyter."""
 
@@ -76,6 +90,10 @@ class NotebenchApp(ExtensionApp):
     services: Services | None = None
 
     # -- set-up ----------------------------------------------------------------------------
+
+    def _link_jupyter_server_extension(self, serverapp: Any) -> None:
+        super()._link_jupyter_server_extension(serverapp)
+        keep_lab_extension_out_of_voila(serverapp.config)
 
     def workspace_path(self) -> Path:
         if self.workspace_dir:

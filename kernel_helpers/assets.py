@@ -23,6 +23,7 @@ import http.client
 import os
 import time
 import urllib.parse
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -237,15 +238,18 @@ def download(asset_id: str, dest: str | os.PathLike[str] | None = None, *,
     """Stream an asset to ``dest`` (a folder, a file path, or the current folder).
 
     A partial ``<dest>.part`` from an interrupted call is resumed with a Range request;
-    the result is checked against the stored sha256 before it takes its name.
+    the result is checked against the stored sha256 before it takes its name. A folder
+    asset arrives as ``<name>.zip`` (built while it is sent: no resume, and each member's
+    CRC is checked instead).
     """
     api = _client(client)
     asset = get(asset_id, client=api)
+    folder = asset.get("kind") == "dir"
     target = Path(dest) if dest is not None else Path.cwd()
     if target.is_dir():
-        target = target / asset["name"]
+        target = target / (asset["name"] + (".zip" if folder else ""))
     partial = target.with_name(target.name + ".part")
-    have = partial.stat().st_size if resume and partial.exists() else 0
+    have = partial.stat().st_size if resume and not folder and partial.exists() else 0
     headers = {"Accept": "*/*"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -267,11 +271,20 @@ def download(asset_id: str, dest: str | os.PathLike[str] | None = None, *,
         etag = (response.getheader("ETag") or "").strip('"')
     finally:
         conn.close()
-    if etag and _sha256_file(partial) != etag:
+    if (etag and _sha256_file(partial) != etag) or (folder and not _zip_intact(partial)):
         partial.unlink(missing_ok=True)
-        raise OSError(f"the download of {asset_id} does not match its sha256")
+        check = "members' CRCs" if folder else "sha256"
+        raise OSError(f"the download of {asset_id} does not match its {check}")
     os.replace(partial, target)
     return target
+
+
+def _zip_intact(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except zipfile.BadZipFile:
+        return False
 
 
 def _blocks(response: http.client.HTTPResponse) -> Iterator[bytes]:

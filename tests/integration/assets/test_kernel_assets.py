@@ -118,3 +118,18 @@ async def test_load_never_unpickles_arbitrary_objects(client, upload):
     stored = (await upload("models", "w.safetensors", weights)).body
     tensors = await asyncio.to_thread(assets.load, stored["id"], client=client)
     assert tensors["w"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+async def test_a_folder_asset_downloads_as_a_zip(client, tmp_path, jp_root_dir):
+    folder = jp_root_dir / "notebench" / "datasets" / "shards"
+    members = {"a.csv": csv_bytes(5), "part/b.bin": random_bytes(70_000)}
+    for rel, data in members.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    asset = await asyncio.to_thread(client.post, "assets/register",
+                                    json={"category": "datasets", "path": "shards"})
+    assert asset["kind"] == "dir"
+    path = await asyncio.to_thread(assets.download, asset["id"], tmp_path, client=client)
+    assert path == tmp_path / "shards.zip" and not (tmp_path / "shards.zip.part").exists()
+    with zipfile.ZipFile(path) as archive:
+        assert {name: archive.read(name) for name in archive.namelist()} == members

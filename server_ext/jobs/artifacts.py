@@ -90,22 +90,26 @@ def safe_file(job_dir: Path, relative: str) -> Path:
     return target
 
 
-def write_metrics_csv(out: TextIO, rows: Iterable[Any]) -> None:
+CSV_HEADER = ("name", "idx", "step", "t", "value")
+
+
+def write_metrics_csv(out: TextIO, rows: Iterable[Any], *, header: bool = True) -> None:
     """Raw points as CSV: name, idx, step, t, value (non-finite values spelled out).
 
     ``rows`` may be a database cursor: rows are written as they come, never all held.
     """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "idx", "step", "t", "value"])
+    if header:
+        writer.writerow(CSV_HEADER)
     for name, idx, step, t, value, special in rows:
         writer.writerow([name, idx, "" if step is None else step, repr(float(t)),
                          special if special is not None else repr(float(value))])
 
 
-def metrics_csv(rows: Iterable[Any]) -> bytes:
-    """The CSV of ``write_metrics_csv`` as bytes (for a response)."""
+def metrics_csv(rows: Iterable[Any], *, header: bool = True) -> bytes:
+    """The CSV of ``write_metrics_csv`` as bytes (for a response, or a part of one)."""
     out = io.StringIO()
-    write_metrics_csv(out, rows)
+    write_metrics_csv(out, rows, header=header)
     return out.getvalue().encode()
 
 

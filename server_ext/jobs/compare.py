@@ -79,7 +79,7 @@ class SeriesCache:
                 series = self._series[key] = Series()
             if last_idx is None or series.end <= last_idx:
                 pieces, end, tail_first = packed.read_after(conn, job_id, name, series.end,
-                                                            series.tail_first)
+                                                            series.tail_first, last_idx)
                 if pieces:
                     grown = Series(
                         np.concatenate([series.x, *(p.x for p in pieces)]),

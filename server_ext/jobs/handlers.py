@@ -23,6 +23,7 @@ from .sweeps import SWEEP_ID
 ID = r"([jr]-[0-9a-f]{12})"
 SID = f"({SWEEP_ID})"
 CHUNK = 1024 * 1024
+CSV_TYPE = "text/csv; charset=utf-8"
 #: types a browser must never render from the server's origin
 _UNSAFE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml",
                  "application/xml", "text/javascript", "application/javascript")
@@ -250,9 +251,18 @@ class MetricsHandler(JobsHandlerBase):
         since = self.number_arg("since", float)
         fmt = self.get_query_argument("format", "json")
         if fmt == "csv":
-            data = await self.jobs.metrics_csv(job_id, names=names, since=since)
+            parts = self.jobs.metrics_csv(job_id, names=names, since=since)
+            first = await anext(parts)  # 404 for an unknown job, before any byte is sent
+            self.set_header("Content-Type", CSV_TYPE)
             self.set_header("Content-Disposition", f'attachment; filename="{job_id}-metrics.csv"')
-            self.finish(data, set_content_type="text/csv; charset=utf-8")
+            self.write(first)
+            try:
+                async for data in parts:
+                    await self.flush()  # the client reads one part while the next is made
+                    self.write(data)
+            except StreamClosedError:
+                return  # the client left
+            self.finish(set_content_type=CSV_TYPE)
             return
         if fmt != "json":
             raise bad_request("format must be json or csv", "invalid_parameter")

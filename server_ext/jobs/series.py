@@ -31,7 +31,7 @@ import numpy as np
 
 from .downsample import SPECIAL_CODES, special_code
 
-CHUNK_POINTS = 8192
+CHUNK_POINTS = 2048  # the last chunk grows in place: at most this much is rewritten per batch
 _INSERT_POINTS = ("INSERT OR IGNORE INTO job_metrics (job_id, name, idx, step, t, value, "
                   "special) VALUES (?, ?, ?, ?, ?, ?, ?)")
 _IDX, _STEP, _VALUE, _SPECIAL = (operator.itemgetter(k) for k in (2, 3, 5, 6))  # MetricRow
@@ -173,12 +173,13 @@ def summaries(conn: sqlite3.Connection, job_ids: Sequence[str]
 
 
 def read_after(conn: sqlite3.Connection, job_id: str, name: str, start: int,
-               tail_first: int) -> tuple[list[Packed], int, int]:
+               tail_first: int, last_idx: int | None = None) -> tuple[list[Packed], int, int]:
     """The points of a series from index ``start`` on, as packed pieces in order.
 
     ``tail_first`` is the first index of the last chunk read before (it may have grown
     since). Returns the pieces, the next index to read and the new ``tail_first``. Where
-    no chunk holds a point (a series stored before the chunks existed), its rows are read.
+    no chunk holds a point (a series stored before the chunks existed), its rows are read;
+    ``last_idx`` (the summary's), when known, spares looking for rows after the chunks.
     """
     pieces: list[Packed] = []
     expected = start
@@ -197,7 +198,8 @@ def read_after(conn: sqlite3.Connection, job_id: str, name: str, start: int,
                                  np.frombuffer(sb, dtype=np.int8)[skip:]))
             expected = first + n
         tail_first = first
-    pieces += _rows_between(conn, job_id, name, expected, None)
+    if last_idx is None or expected <= last_idx:
+        pieces += _rows_between(conn, job_id, name, expected, None)
     if pieces:
         expected = max(expected, int(pieces[-1].idx[-1]) + 1)
     return pieces, expected, tail_first

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,7 @@ LIFECYCLE_SOURCE = "jobs"
 MAX_PAGE = 500
 DEFAULT_MAX_POINTS = 1000
 MAX_POINTS_LIMIT = 10_000
+CSV_PAGE = 20_000  # rows of a metrics CSV read and formatted at once
 ACTIVITY_KEY = "notebench_jobs_last_activity"
 
 
@@ -632,10 +634,25 @@ class JobService(FinalizeMixin, RunsMixin, LoggingConfigurable):
         return await self.store.read(read)
 
     async def metrics_csv(self, job_id: str, *, names: list[str] | None,
-                          since: float | None) -> bytes:
+                          since: float | None) -> AsyncIterator[bytes]:
+        """The raw points as CSV, in parts of ``CSV_PAGE`` rows (each read and formatted
+        on a reader thread): a million points are never one string, nor one long hold
+        of the GIL."""
         await self.get_row(job_id)
-        return await self.store.read(lambda conn: files.metrics_csv(
-            jobstore.metric_points(conn, job_id, names, since)))
+        after: tuple[str, int] | None = None
+        first = True
+        while True:
+            def page(conn: Any, after: tuple[str, int] | None = after,
+                     header: bool = first) -> tuple[bytes, tuple[str, int] | None]:
+                rows = jobstore.metric_points_page(conn, job_id, names, since, after, CSV_PAGE)
+                last = (rows[-1][0], rows[-1][1]) if len(rows) == CSV_PAGE else None
+                return files.metrics_csv(rows, header=header), last
+
+            data, after = await self.store.read(page)
+            first = False
+            yield data
+            if after is None:
+                return
 
     async def job_logs(self, job_id: str, query: LogQuery) -> dict[str, Any]:
         await self.get_row(job_id)

@@ -224,6 +224,12 @@ def insert_metrics(conn: sqlite3.Connection, rows: list[MetricRow]) -> int:
                for (job_id, name), group in groups.items())
 
 
+def insert_series(conn: sqlite3.Connection, job_id: str, name: str,
+                  rows: list[MetricRow]) -> int:
+    """``insert_metrics`` of rows already grouped: all of one series (``job_id``, ``name``)."""
+    return series.append(conn, job_id, name, rows) if rows else 0
+
+
 def metric_counters(conn: sqlite3.Connection, job_id: str) -> dict[str, int]:
     """Name -> the next index of each series of a job."""
     rows = conn.execute("SELECT name, last_idx FROM job_series WHERE job_id = ?",
@@ -256,6 +262,28 @@ def metric_series(conn: sqlite3.Connection, job_id: str, name: str, *, axis: str
         return buckets, int(row[0]) if row else 0
     count = conn.execute(f"SELECT COUNT(*) FROM job_metrics WHERE {where}", params).fetchone()[0]
     return buckets, int(count)
+
+
+def metric_points_page(conn: sqlite3.Connection, job_id: str, names: list[str] | None,
+                       since: float | None, after: tuple[str, int] | None, limit: int
+                       ) -> list[tuple[Any, ...]]:
+    """``limit`` raw points (as ``metric_points``) after the point ``after`` (name, idx):
+    a page of a long export, each one a primary-key range read."""
+    where = "job_id = ?"
+    params: list[Any] = [job_id]
+    if names:
+        where += f" AND name IN ({','.join('?' * len(names))})"
+        params += names
+    if since is not None:
+        where += " AND t > ?"
+        params.append(since)
+    if after is not None:
+        where += " AND (name, idx) > (?, ?)"
+        params += list(after)
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    return cursor.execute(f"SELECT name, idx, step, t, value, special FROM job_metrics WHERE "
+                          f"{where} ORDER BY name, idx LIMIT ?", [*params, limit]).fetchall()
 
 
 def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None = None,

@@ -33,7 +33,11 @@ from .logquery import collapse_cr
 
 log = logging.getLogger("notebench.jobs")
 
-CHUNK = 1024 * 1024  # bytes per file per read: bounds the work (and GIL) one read holds
+CHUNK = 256 * 1024  # bytes per file per read: bounds the work (and GIL) one read holds
+#: reads of one job whose writes may wait in the store's queue: the tailer reads no further
+#: ahead of the writer, so what waits (and what the collector traverses) stays bounded
+MAX_IN_FLIGHT = 2
+MAX_RECORD = 64 * 1024 * 1024  # a record (line) of events.jsonl or runner.jsonl at most
 MAX_LOG_LINE = 10_000
 FILES = (RUNNER, EVENTS, PAPERMILL_LOG)
 OUTPUT_SOURCE = "papermill"
@@ -61,6 +65,8 @@ class Followed:
     bad_lines: int = 0
     behind: bool = False  # the last read stopped at the chunk limit
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: threading.Semaphore = field(
+        default_factory=lambda: threading.Semaphore(MAX_IN_FLIGHT))
     _progress_published: float = 0.0
 
 
@@ -124,7 +130,7 @@ class Tailer:
         followed = self._jobs.get(job_id)
         if followed is None:
             return None
-        while self._poll(followed):
+        while self._poll(followed, wait=True):
             pass
         return followed
 
@@ -172,29 +178,41 @@ class Tailer:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _poll(self, f: Followed) -> bool:
-        """One read of every file of a job; True when anything new was consumed."""
-        with f.lock:
-            found = _Batch()
-            offsets: dict[str, int] = {}
-            f.behind = False
-            for name in FILES:
-                lines, offset = self._read_lines(f, name)
-                if offset == f.offsets.get(name, 0):
-                    continue
-                offsets[name] = offset
-                if name == EVENTS:
-                    self._events(f, lines, found)
-                elif name == RUNNER:
-                    self._runner(f, lines, found)
-                else:
-                    self._output(f, lines, found)
-            if not offsets:
-                return False
-            self.reads += 1
-            self._commit(f, found, offsets)
-            f.offsets.update(offsets)
-            return True
+    def _poll(self, f: Followed, wait: bool = False) -> bool:
+        """One read of every file of a job; True when anything new was consumed.
+
+        A read takes one of the job's ``MAX_IN_FLIGHT`` slots until the writer has run its
+        write; without a free slot it waits (``wait``) or reads nothing now (the writer's
+        release wakes the thread)."""
+        if not f.in_flight.acquire(blocking=wait):
+            return False
+        handed_over = False
+        try:
+            with f.lock:
+                found = _Batch()
+                offsets: dict[str, int] = {}
+                f.behind = False
+                for name in FILES:
+                    lines, offset = self._read_lines(f, name)
+                    if offset == f.offsets.get(name, 0):
+                        continue
+                    offsets[name] = offset
+                    if name == EVENTS:
+                        self._events(f, lines, found)
+                    elif name == RUNNER:
+                        self._runner(f, lines, found)
+                    else:
+                        self._output(f, lines, found)
+                if not offsets:
+                    return False
+                self.reads += 1
+                self._commit(f, found, offsets)
+                handed_over = True
+                f.offsets.update(offsets)
+                return True
+        finally:
+            if not handed_over:
+                f.in_flight.release()
 
     def _read_lines(self, f: Followed, name: str) -> tuple[list[bytes], int]:
         offset = f.offsets.get(name, 0)
@@ -211,18 +229,26 @@ class Tailer:
                 offset = 0
             if size == offset:
                 return [], offset
-            data = os.pread(fd, min(CHUNK, size - offset), offset)
-            if size - offset > CHUNK:
+            want = CHUNK
+            while True:
+                data = os.pread(fd, min(want, size - offset), offset)
+                if (b"\n" in data or len(data) >= size - offset or name == PAPERMILL_LOG
+                        or want >= MAX_RECORD):
+                    break
+                want *= 4  # one record longer than a chunk: read on to its end
+            if size - offset > len(data):
                 f.behind = True
         finally:
             os.close(fd)
         end = data.rfind(b"\n")
         if end < 0:
-            if name == PAPERMILL_LOG and len(data) >= CHUNK:
-                # a progress bar without a newline for 4 MiB: keep only its last state
+            if len(data) >= CHUNK and name == PAPERMILL_LOG:
+                # output without a newline for a whole chunk: a progress bar keeps only its
+                # last state, anything else goes on as one (truncated) line
                 cut = data.rfind(b"\r")
                 if cut > 0:
                     return [], offset + cut
+                return [data], offset + len(data)
             return [], offset
         return data[:end].split(b"\n"), offset + end + 1
 
@@ -269,7 +295,11 @@ class Tailer:
                 continue
             index = f.counters.get(name, 0)
             f.counters[name] = index + 1
-            found.rows.append((f.job_id, str(name), index, step, t, value, special))
+            name = str(name)
+            rows = found.series.get(name)
+            if rows is None:
+                rows = found.series[name] = []
+            rows.append((f.job_id, name, index, step, t, value, special))
             kept[name] = value if special is None else {"nonfinite": special}
         if not kept:
             return
@@ -336,7 +366,7 @@ class Tailer:
         for line in found.log_lines:
             self.logs.append(logging.INFO, OUTPUT_SOURCE, line, job_id=job_id, ts=now)
         fields: dict[str, Any] = {}
-        if found.rows:
+        if found.series:
             fields["latest_metrics"] = dict(f.latest)
         if found.progress_changed:
             fields["progress"] = dict(f.progress)
@@ -348,7 +378,7 @@ class Tailer:
             fields["auto"] = dict(f.auto)
         if fields:
             fields["updated"] = now
-        rows, checkpoints = found.rows, found.checkpoints
+        series, checkpoints = found.series, found.checkpoints
         topic = f"job:{job_id}"
         events: list[tuple[str, str, dict[str, Any]]] = []
         if found.points:
@@ -377,8 +407,8 @@ class Tailer:
         in_transaction = bus.durable
 
         def write(conn: Any) -> list[Any]:
-            if rows:
-                jobstore.insert_metrics(conn, rows)
+            for name, rows in series.items():
+                jobstore.insert_series(conn, job_id, name, rows)
             for record in checkpoints:
                 jobstore.insert_checkpoint(conn, job_id, record)
             if fields:
@@ -389,11 +419,21 @@ class Tailer:
                 return []
             return [bus.append(conn, t, kind, now, data) for t, kind, data in events]
 
-        def delivered(appended: list[Any]) -> None:
-            for event in appended:
-                bus.deliver_soon(event)
+        def done(future: Any) -> None:
+            """Writer thread, once the write is committed (or failed): publish, free the
+            job's slot."""
+            try:
+                error = future.exception()
+                if error is not None:
+                    log.error("storing what job %s wrote failed: %s", job_id, error)
+                else:
+                    for event in future.result():
+                        bus.deliver_soon(event)
+            finally:
+                f.in_flight.release()
+                self._wake.set()
 
-        self.store.write_nowait(write, delivered)
+        self.store.submit(write).add_done_callback(done)
         if not in_transaction:
             for t, kind, data in events:
                 bus.publish(t, kind, data)
@@ -401,7 +441,7 @@ class Tailer:
 
 @dataclass
 class _Batch:
-    rows: list[jobstore.MetricRow] = field(default_factory=list)
+    series: dict[str, list[jobstore.MetricRow]] = field(default_factory=dict)  # by name
     points: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)

@@ -43,7 +43,11 @@ def value_of(step: int):
     return (step % 7) * 1.5 + step * 0.01
 
 
-async def test_metrics_are_stored_downsampled_and_exported(jobs_api, write_notebook, api):
+async def test_metrics_are_stored_downsampled_and_exported(jobs_api, write_notebook, api,
+                                                           monkeypatch):
+    from notebench.server.jobs import service
+
+    monkeypatch.setattr(service, "CSV_PAGE", 300)  # the CSV below is sent in four parts
     path = write_notebook("points", [RAW_POINTS])
     job = await jobs_api.submit(path)
     done = await jobs_api.wait(job["id"])
@@ -77,7 +81,9 @@ async def test_metrics_are_stored_downsampled_and_exported(jobs_api, write_noteb
     assert csv_response.status == 200
     assert csv_response.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(csv_response.body.decode())))
-    assert len(rows) == 1000
+    assert len(rows) == 1000  # one header, every point once, by name then index
+    keys = [(r["name"], int(r["idx"])) for r in rows]
+    assert keys == sorted(set(keys))
     loss_rows = [r for r in rows if r["name"] == "loss"]
     assert loss_rows[100]["value"] == "nan" and loss_rows[250]["value"] == "inf"
     assert float(loss_rows[7]["value"]) == pytest.approx(value_of(7))
@@ -113,3 +119,24 @@ async def test_logs_collapse_progress_lines_and_filter(jobs_api, write_notebook)
     assert len(newer) == 2
     since = await jobs_api.logs(job["id"], since=everything[-1]["ts"])
     assert all(r["ts"] > everything[-1]["ts"] for r in since)
+
+
+WIDE = """
+import notebench
+notebench.report(step=0, **{f"metric_{i:05d}": i + 0.5 for i in range(width)})
+notebench.report(step=1, loss=0.5)
+"""
+
+
+async def test_a_record_longer_than_one_read_of_the_tailer_is_stored(jobs_api,
+                                                                      write_notebook):
+    # one line of events.jsonl of about 300 KB: longer than what the tailer reads at once
+    path = write_notebook("wide", [WIDE], "width: int = 12000")
+    job = await jobs_api.submit(path)
+    done = await jobs_api.wait(job["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    metrics = await jobs_api.metrics(job["id"], names="loss,metric_00000,metric_11999")
+    assert {s["name"]: s["count"] for s in metrics["series"]} == {
+        "loss": 1, "metric_00000": 1, "metric_11999": 1}
+    assert done["latest_metrics"]["metric_11999"] == 11999.5
+    assert len(metrics["names"]) == 12001

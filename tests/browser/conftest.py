@@ -23,7 +23,9 @@ def jp_server_cleanup() -> None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is open, this thread's event
+# loop counts as running, and the (asyncio) tests collected after the browser ones would fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not chromium_available():
         pytest.skip("Debian's chromium is not installed (make test installs it as root)")

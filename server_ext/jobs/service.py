@@ -636,23 +636,29 @@ class JobService(FinalizeMixin, RunsMixin, LoggingConfigurable):
     async def metrics_csv(self, job_id: str, *, names: list[str] | None,
                           since: float | None) -> AsyncIterator[bytes]:
         """The raw points as CSV, in parts of ``CSV_PAGE`` rows (each read and formatted
-        on a reader thread): a million points are never one string, nor one long hold
-        of the GIL."""
+        on a reader thread while the previous part is sent): a million points are never
+        one string, nor one long hold of the GIL."""
         await self.get_row(job_id)
-        after: tuple[str, int] | None = None
-        first = True
-        while True:
-            def page(conn: Any, after: tuple[str, int] | None = after,
-                     header: bool = first) -> tuple[bytes, tuple[str, int] | None]:
+
+        def page(after: tuple[str, int] | None) -> Any:
+            def read(conn: Any) -> tuple[bytes, tuple[str, int] | None]:
                 rows = jobstore.metric_points_page(conn, job_id, names, since, after, CSV_PAGE)
                 last = (rows[-1][0], rows[-1][1]) if len(rows) == CSV_PAGE else None
-                return files.metrics_csv(rows, header=header), last
+                return files.metrics_csv(rows, header=after is None), last
 
-            data, after = await self.store.read(page)
-            first = False
-            yield data
-            if after is None:
-                return
+            return asyncio.ensure_future(self.store.read(read))
+
+        pending = page(None)
+        try:
+            while True:
+                data, after = await pending
+                pending = page(after) if after is not None else None
+                yield data
+                if pending is None:
+                    return
+        finally:
+            if pending is not None:
+                pending.cancel()  # the client left
 
     async def job_logs(self, job_id: str, query: LogQuery) -> dict[str, Any]:
         await self.get_row(job_id)

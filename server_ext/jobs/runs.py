@@ -321,7 +321,7 @@ class RunsMixin:
             now = time.time()
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=now, updated=now))
-            await self._artifacts_follow(row, trashed=True)
+        self._spawn(self._artifacts_follow(row, trashed=True))
         self.series_cache.forget(job_id)
         job = await self.get_job(job_id)
         self._publish_change(job, "trashed")
@@ -330,7 +330,8 @@ class RunsMixin:
 
     async def _artifacts_follow(self: Any, row: dict[str, Any], *, trashed: bool) -> None:
         """The job's artifact assets leave the registry's listing with the job (trash), and
-        come back with it (restore)."""
+        come back with it (restore); in the background (the registry may take seconds to
+        notice files gone, and registering hashes the files)."""
         assets = self.services.assets if self.services else None
         if assets is None:
             return
@@ -365,7 +366,7 @@ class RunsMixin:
                                     Path(row["job_dir"]))
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=None, updated=time.time()))
-            await self._artifacts_follow(row, trashed=False)
+        self._spawn(self._artifacts_follow(row, trashed=False))
         job = await self.get_job(job_id)
         self._publish_change(job, "restored")
         self._lifecycle(logging.INFO, job_id, f"job {job_id} restored from the trash")

@@ -82,8 +82,12 @@ async def test_delete_refuses_a_running_job_then_trash_restore_purge(
     assert deleted.status == 200, deleted.body
     assert deleted.body["trashed_at"] is not None
     assert not job_dir.exists()
-    # its artifacts left the asset listing with it (not even as missing files) ...
-    assert await artifact_assets() == []
+    # its artifacts leave the asset listing with it (not even as missing files) ...
+
+    async def none_listed() -> bool:
+        return await artifact_assets() == []
+
+    assert await wait_for(none_listed, 30)
     assets_trash = (await api("GET", "assets/trash")).body["items"]
     assert not [a for a in assets_trash if a["job_id"] == job["id"]]
     assert (job_dir.parent / ".trash" / job["id"] / "output.ipynb").is_file()
@@ -103,7 +107,10 @@ async def test_delete_refuses_a_running_job_then_trash_restore_purge(
     assert [j["id"] for j in (await api("GET", "lifecycle/jobs")).body["jobs"]] == [job["id"]]
     assert (await api("GET", "lifecycle/trash")).body["items"] == []
     assert await jobs_api.metrics(job["id"]) == before  # its points came back with it
-    assert await artifact_assets() == assets_before  # ... and came back with it
+    async def listed_again() -> bool:  # ... and come back with it
+        return await artifact_assets() == assets_before
+
+    assert await wait_for(listed_again, 30)
 
     assert (await api("DELETE", f"lifecycle/jobs/{job['id']}")).status == 200
     purged = await api("DELETE", f"lifecycle/trash/{job['id']}")

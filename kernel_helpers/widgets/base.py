@@ -45,6 +45,7 @@ class Panel(w.VBox):
         self.lang = lang
         self.embedded = embedded
         self.shown = True  # on screen (a dashboard's other tabs are not)
+        self._button_style: w.ButtonStyle | None = None
         self.actions = actions_allowed() if actions is None else bool(actions)
         self.client = client if client is not None or not live else Client()
         self._lock = threading.RLock()
@@ -126,8 +127,10 @@ class Panel(w.VBox):
     def button(self, text: str, on_click: Callable[[], Any], *, action: bool = True,
                style: str = "", tooltip: str = "") -> w.Button:
         """A button; an action button is left out (hidden) when actions are not allowed."""
+        if self._button_style is None:  # one style widget for all the panel's buttons
+            self._button_style = w.ButtonStyle()
         button = w.Button(description=self.t(text), button_style=style, tooltip=tooltip,
-                          layout=w.Layout(width="auto"))
+                          layout=w.Layout(width="auto"), style=self._button_style)
         button.add_class(f"nb-btn-{text.lower().replace(' ', '-')}")
         if action and not self.actions:
             button.layout.display = "none"

@@ -48,7 +48,8 @@ class Dashboard(Panel):
                                             for i, c in enumerate(self.panel_types)],
                                    value=0, style={"button_width": "auto"})
         self.bar.add_class("nb-dashboard-tabs")
-        self.slots = [w.Box(layout=w.Layout(width="100%")) for _ in self.panel_types]
+        slot_layout = w.Layout(width="100%")  # shared: a slot's own layout never changes
+        self.slots = [w.Box(layout=slot_layout) for _ in self.panel_types]
         for slot in self.slots:
             slot.add_class("nb-slot")
         self.stage = w.VBox(self.slots, layout=w.Layout(width="100%"))

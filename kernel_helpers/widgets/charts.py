@@ -2,15 +2,14 @@
 
 Each series is one ``Lines`` mark whose ``x``/``y`` are replaced together under
 ``hold_sync`` (one message, one redraw). Right to left puts the value axis on the right;
-time and steps still run left to right.
+time and steps still run left to right. bqplot and numpy are imported when the first chart is
+made, so a page whose first tab has no chart starts without them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 __all__ = ["PALETTE", "SeriesChart"]
 
@@ -27,6 +26,7 @@ class SeriesChart:
                  ) -> None:
         import bqplot as bq
         import ipywidgets as w
+        import numpy as np
 
         self.time_axis = time_axis
         self.area = area
@@ -47,6 +47,7 @@ class SeriesChart:
         self.figure.add_class("nb-chart")
         self.lines: dict[str, Any] = {}
         self._bq = bq
+        self._np = np
 
     def _mark(self, name: str) -> Any:
         mark = self.lines.get(name)
@@ -54,7 +55,7 @@ class SeriesChart:
             color = PALETTE[len(self.lines) % len(PALETTE)]
             kwargs: dict[str, Any] = {"fill": "bottom", "fill_opacities": [0.25]} \
                 if self.area else {}
-            mark = self._bq.Lines(x=np.zeros(0), y=np.zeros(0), colors=[color],
+            mark = self._bq.Lines(x=self._np.zeros(0), y=self._np.zeros(0), colors=[color],
                                   labels=[name], display_legend=True, stroke_width=2,
                                   scales={"x": self.x_scale, "y": self.y_scale}, **kwargs)
             self.lines[name] = mark
@@ -63,6 +64,7 @@ class SeriesChart:
 
     def set(self, name: str, x: Sequence[float], y: Sequence[float | None]) -> None:
         """Replace a series (``x`` in seconds since the epoch on a time axis)."""
+        np = self._np
         mark = self._mark(name)
         xs = np.asarray(x, dtype=float)
         if self.time_axis:

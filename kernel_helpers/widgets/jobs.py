@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_int import ProgressStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ..sse import Event
 from .base import Panel
@@ -50,11 +52,12 @@ class _Row:
 
     def __init__(self, panel: ActiveJobs, job_id: str) -> None:
         self.job_id = job_id
-        self.name = w.HTML()
-        self.state = w.HTML()
+        self.name = panel.cell()
+        self.state = panel.cell()
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0,
-                                        layout=w.Layout(width="auto"))
-        self.numbers = {key: w.HTML() for key in COLUMNS[3:]}
+                                        layout=panel.shared["bar_layout"],
+                                        style=panel.shared["bar_style"])
+        self.numbers = {key: panel.cell() for key in COLUMNS[3:]}
         self.pause = panel.button("Pause", lambda: panel.control(job_id, "pause"))
         self.resume = panel.button("Resume", lambda: panel.control(job_id, "resume"))
         self.stop = panel.button("Stop", lambda: panel.control(job_id, "stop"),
@@ -64,7 +67,8 @@ class _Row:
         cells = [self._cell(self.name, "name"), self._cell(self.state, "state"),
                  self._cell(self.progress, "progress")]
         cells += [self._cell(widget, "num") for widget in self.numbers.values()]
-        self.box = w.HBox([*cells, self.pause, self.resume, self.stop, self.details])
+        self.box = w.HBox([*cells, self.pause, self.resume, self.stop, self.details],
+                          layout=panel.shared["row_layout"])
         self.box.add_class("nb-row")
         self.box.add_class("nb-job-row")
         self.box.add_class(f"nb-job-{job_id}")
@@ -119,10 +123,21 @@ class ActiveJobs(Panel):
         self.jobs: dict[str, dict[str, Any]] = {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.rows: dict[str, _Row] = {}
+        # Cells whose own layout and style never change share one of each: a row is 18
+        # widgets instead of 41, which the kernel, the server and the page all feel.
+        self.shared: dict[str, w.Widget] = {
+            "cell_layout": w.Layout(), "cell_style": HTMLStyle(),
+            "bar_layout": w.Layout(width="auto"), "bar_style": ProgressStyle(),
+            "row_layout": w.Layout()}
         super().__init__(**kwargs)
 
+    def cell(self, value: str = "") -> w.HTML:
+        """An HTML cell of the table (with the shared layout and style)."""
+        return w.HTML(value, layout=self.shared["cell_layout"],
+                      style=self.shared["cell_style"])
+
     def build(self) -> list[w.Widget]:
-        head = [w.HTML(esc(self.t(c))) for c in COLUMNS]
+        head = [self.cell(esc(self.t(c))) for c in COLUMNS]
         kinds = ["name", "state", "progress"] + ["num"] * (len(COLUMNS) - 3)
         for widget, kind in zip(head, kinds, strict=True):
             widget.add_class("nb-cell")

@@ -264,11 +264,9 @@ def metric_series(conn: sqlite3.Connection, job_id: str, name: str, *, axis: str
     return buckets, int(count)
 
 
-def metric_points_page(conn: sqlite3.Connection, job_id: str, names: list[str] | None,
-                       since: float | None, after: tuple[str, int] | None, limit: int
-                       ) -> list[tuple[Any, ...]]:
-    """``limit`` raw points (as ``metric_points``) after the point ``after`` (name, idx):
-    a page of a long export, each one a primary-key range read."""
+def _points_filter(job_id: str, names: list[str] | None, since: float | None
+                   ) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a job's raw points, by name and time."""
     where = "job_id = ?"
     params: list[Any] = [job_id]
     if names:
@@ -277,6 +275,15 @@ def metric_points_page(conn: sqlite3.Connection, job_id: str, names: list[str] |
     if since is not None:
         where += " AND t > ?"
         params.append(since)
+    return where, params
+
+
+def metric_points_page(conn: sqlite3.Connection, job_id: str, names: list[str] | None,
+                       since: float | None, after: tuple[str, int] | None, limit: int
+                       ) -> list[tuple[Any, ...]]:
+    """``limit`` raw points (as ``metric_points``) after the point ``after`` (name, idx):
+    a page of a long export, each one a primary-key range read."""
+    where, params = _points_filter(job_id, names, since)
     if after is not None:
         where += " AND (name, idx) > (?, ?)"
         params += list(after)
@@ -290,14 +297,7 @@ def metric_points(conn: sqlite3.Connection, job_id: str, names: list[str] | None
                   since: float | None = None, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
     """Raw points (for CSV) as plain tuples, by name then order, fetched ``batch`` rows at
     a time: a million points are never held at once (nor tracked by the GC as rows)."""
-    where = "job_id = ?"
-    params: list[Any] = [job_id]
-    if names:
-        where += f" AND name IN ({','.join('?' * len(names))})"
-        params += names
-    if since is not None:
-        where += " AND t > ?"
-        params.append(since)
+    where, params = _points_filter(job_id, names, since)
     cursor = conn.cursor()
     cursor.row_factory = None
     cursor.execute(f"SELECT name, idx, step, t, value, special FROM job_metrics WHERE {where} "

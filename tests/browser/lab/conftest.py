@@ -61,9 +61,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     server.stop()
 
 
-def open_lab(page: Any, lab: LabServer) -> None:
-    """Load Lab and wait until its layout is restored and notebench is up."""
-    page.goto(lab.lab_url)
+def open_lab(page: Any, lab: LabServer, workspace: str | None = None) -> None:
+    """Load Lab and wait until its layout is restored and notebench is up.
+
+    Tabs open at the same time need a ``workspace`` each: Lab moves a second tab of an
+    open workspace to a new one by navigating, which would reset the page under a test.
+    """
+    page.goto(lab.lab_url if workspace is None
+              else f"{lab.url}lab/workspaces/{workspace}?token={lab.token}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
     page.evaluate("window.jupyterapp.restored")
     page.wait_for_selector("#notebench-training", state="attached", timeout=30_000)

@@ -90,8 +90,8 @@ def stream_clients(lab) -> int:
 def test_two_tabs_share_one_stream_and_lab_is_not_starved(browser_context, lab) -> None:
     wait_until(lambda: stream_clients(lab) == 0, 30, "earlier pages' streams closed")
     first, second = browser_context.new_page(), browser_context.new_page()
-    for page in (first, second):
-        open_lab(page, lab)
+    for page, workspace in ((first, "tab-one"), (second, "tab-two")):
+        open_lab(page, lab, workspace)
         show_training(page)
     job = submit(lab, steps=10, delay=0.3)
     for page in (first, second):

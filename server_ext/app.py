@@ -153,6 +153,7 @@ class NotebenchApp(ExtensionApp):
         os.environ["NOTEBENCH_RUNS_DIR"] = str(workspace.root("artifacts") / "jobs")
         if workspace.read_only:
             log.warning("notebench: %s", workspace.read_only_reason())
+            services.ready = True
             return
         workspace.record_owner(url)
         written = await asyncio.to_thread(workspace.seed)
@@ -160,6 +161,7 @@ class NotebenchApp(ExtensionApp):
         # The server's start-up objects live as long as it does: keep them out of the
         # collector's full passes, which otherwise stall the loop for 100+ ms under load.
         gc.freeze()
+        services.ready = True
         log.info("notebench started: workspace %s (%d files seeded)", workspace.path,
                  len(written))
 

@@ -43,6 +43,7 @@ class Services:
     jobs: Any = None
     monitoring: Any = None
     started: float = field(default_factory=time.time)
+    ready: bool = False  # seeded and every capability started: the workspace's files exist
 
     def add(self, capability: Capability) -> None:
         """Create a capability's service and register its topics."""
@@ -90,6 +91,7 @@ class Services:
             },
             "capabilities": [c.name for c in self.capabilities],
             "started": self.started,
+            "ready": self.ready,
             "events": {
                 "last_id": self.bus.last_id,
                 "oldest_kept_id": self.bus.pruned_through + 1,

@@ -38,8 +38,8 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.base_url}"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
             f"--port={self.port}", "--ServerApp.port_retries=0", "--ip=127.0.0.1",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
@@ -47,19 +47,26 @@ class ServerProcess:
             "--ServerApp.jpserver_extensions={'notebench.server': True}",
             "--NotebenchApp.test_hooks=True", *self.extra,
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+
+    def environment(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        """Start the process and wait until notebench says it is ready: the server answers
+        while extensions still start, before the workspace is seeded."""
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.environment(), start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                self.request("GET", "info")
-                return self
+                if self.request("GET", "info")[1].get("ready"):
+                    return self
             except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise TimeoutError(f"server did not start: {self.log_path.read_text()[-3000:]}")
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -15,6 +15,7 @@ async def test_info_describes_workspace(api, jp_root_dir):
     assert workspace["read_only"] is False
     assert workspace["journal_mode"] == "wal"
     assert "logs" in response.body["events"]["topics"]
+    assert response.body["ready"] is True  # seeded and started
 
 
 async def test_workspace_is_seeded_with_shipped_files(services, jp_root_dir):

@@ -8,11 +8,7 @@ live in the test's folder so nothing of the developer's own Lab set-up applies.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
-import urllib.error
 from pathlib import Path
 
 from tests.server_process import ServerProcess
@@ -41,24 +37,16 @@ class LabServer(ServerProcess):
             "--NotebenchApp.test_hooks=True", *self.extra,
         ]
 
-    def start(self, timeout: float = 90) -> LabServer:
-        quiet_lab_settings(self.config_dir / "lab-state")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
         env["JUPYTER_CONFIG_DIR"] = str(self.config_dir)
         env.pop("JUPYTER_PLATFORM_DIRS", None)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"lab exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                self.request("GET", "info")
-                return self
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.2)
-        raise TimeoutError(f"lab did not start: {self.log_path.read_text()[-3000:]}")
+        return env
+
+    def start(self, timeout: float = 90) -> LabServer:
+        quiet_lab_settings(self.config_dir / "lab-state")
+        super().start(timeout)
+        return self
 
     @property
     def lab_url(self) -> str:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 GIB = 1024**3
+WARMUP_STEPS = 2  # the second step at a new size is still slower than the ones after it
 
 
 @dataclass
@@ -157,18 +158,20 @@ class _Search:
             self.optimizer.step()
         self.model.zero_grad(set_to_none=True)
 
-    def measure(self, size: int) -> Trial:
+    def measure(self, size: int, min_time_s: float | None = None) -> Trial:
         torch = self.torch
+        window = self.min_time_s if min_time_s is None else min_time_s
         batch = None
         try:
             if self.cuda:
                 torch.cuda.reset_peak_memory_stats(self.device)
             batch = self.batch(size)
-            self.step(batch)  # warm-up: allocator, kernels, autotuning
+            for _ in range(WARMUP_STEPS):  # allocator, kernels, autotuning
+                self.step(batch)
             self.sync()
             times: list[float] = []
             began = time.perf_counter()
-            while len(times) < self.min_steps or time.perf_counter() - began < self.min_time_s:
+            while len(times) < self.min_steps or time.perf_counter() - began < window:
                 start = time.perf_counter()
                 self.step(batch)
                 self.sync()
@@ -330,14 +333,38 @@ def _search_throughput(search: _Search, trials: list[Trial], *, start: int, max_
         size = min(size * 2, max_batch)
 
 
+def _refine_leaders(search: _Search, trials: list[Trial], *, share: float, rounds: int,
+                    min_time_s: float, out_of_time: Callable[[], bool],
+                    max_trials: int) -> None:
+    """Measure every size within ``share`` of the best again, in turns, ``rounds`` times.
+
+    The doubling measures each size once, in increasing order: a machine that speeds up
+    or slows down meanwhile (other processes, clocks) favours the larger or the smaller
+    sizes. Taking turns spreads that over the leading sizes, and each keeps its best.
+    """
+    rates = _best_rates(trials)
+    if len(rates) < 2:
+        return
+    top = max(rates.values())
+    leaders = sorted(size for size, rate in rates.items() if rate >= share * top)
+    if len(leaders) < 2:
+        return
+    for _ in range(rounds):
+        for size in leaders:
+            if len(trials) >= max_trials or out_of_time():
+                return
+            trials.append(search.measure(size, min_time_s))
+
+
 def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any] | None = None,
                     step_fn: Callable[..., Any] | None = None,
                     optimizer: Callable[[Any], Any] | None = adam, precision: str = "32",
                     mode: str = "auto", start: int = 16, max_batch: int = 4096,
                     margin: float = 0.1, tolerance: float = 0.03, gain: float = 0.05,
                     patience: int = 2, resolution: float = 0.05, time_budget_s: float = 30.0,
-                    max_trials: int = 25, min_time_s: float = 0.05,
-                    min_steps: int = 2) -> BatchSizeResult:
+                    max_trials: int = 30, min_time_s: float = 0.05,
+                    min_steps: int = 2, refine_rounds: int = 1,
+                    refine_share: float = 0.85) -> BatchSizeResult:
     """Measure ``model`` (already on its device) and choose a training batch size.
 
     ``sample_batch`` is a few rows of real data: ``(inputs, target)``, a dict of inputs
@@ -348,7 +375,8 @@ def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any
     peak memory stays under the memory free to this process less ``margin`` of it),
     ``"throughput"`` (elsewhere: the smallest batch within ``tolerance`` of the best
     throughput measured, doubling until a doubling gains less than ``gain`` ``patience``
-    times). Sizes stay within
+    times, then measuring the sizes within ``refine_share`` of the best ``refine_rounds``
+    times more, in turns, with twice the window). Sizes stay within
     ``[1, max_batch]``; the search stops after ``max_trials`` or ``time_budget_s``.
     """
     began = time.perf_counter()
@@ -377,6 +405,9 @@ def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any
             _search_throughput(search, trials, start=start, max_batch=max_batch, gain=gain,
                                patience=patience, out_of_time=out_of_time,
                                max_trials=max_trials)
+            _refine_leaders(search, trials, share=refine_share, rounds=refine_rounds,
+                            min_time_s=2 * min_time_s, out_of_time=out_of_time,
+                            max_trials=max_trials)
             chosen = None
     finally:
         snapshot.restore()

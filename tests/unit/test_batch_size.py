@@ -27,7 +27,7 @@ class FakeSearch:
         self.oom_above = oom_above
         self.sizes: list[int] = []
 
-    def measure(self, size: int) -> bs.Trial:
+    def measure(self, size: int, min_time_s: float | None = None) -> bs.Trial:
         self.sizes.append(size)
         if self.oom_above is not None and size > self.oom_above:
             return bs.Trial(size, False, error="out of memory")
@@ -115,6 +115,26 @@ def test_a_burst_of_load_does_not_end_the_search() -> None:
                           out_of_time=lambda: False, max_trials=25)
     assert 2048 in search.sizes
     assert bs._throughput_choice(trials, tolerance=0.03)[0] == 1024
+
+
+def test_leading_sizes_are_measured_again_in_turns() -> None:
+    true_rate = {16: 100, 32: 190, 64: 340, 128: 560, 256: 700, 512: 760, 1024: 740,
+                 2048: 700, 4096: 650}
+    seen: dict[int, int] = {}
+
+    def rate(size: int) -> float:  # the machine is busy while 512 is measured the first time
+        seen[size] = seen.get(size, 0) + 1
+        return true_rate[size] * (0.85 if size == 512 and seen[size] == 1 else 1.0)
+
+    search, trials = FakeSearch(rate=rate), []
+    bs._search_throughput(search, trials, start=16, max_batch=4096, gain=0.05, patience=2,
+                          out_of_time=lambda: False, max_trials=30)
+    assert bs._throughput_choice(trials, tolerance=0.03)[0] == 1024  # misled by the burst
+    doubling = len(search.sizes)
+    bs._refine_leaders(search, trials, share=0.85, rounds=2, min_time_s=0.1,
+                       out_of_time=lambda: False, max_trials=30)
+    assert search.sizes[doubling:] == [256, 512, 1024, 2048, 4096] * 2  # in turns, twice
+    assert bs._throughput_choice(trials, tolerance=0.03)[0] == 512
 
 
 def test_throughput_choice_is_the_smallest_close_to_the_best() -> None:

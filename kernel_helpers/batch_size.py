@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 GIB = 1024**3
-WARMUP_STEPS = 2  # the second step at a new size is still slower than the ones after it
 
 
 @dataclass
@@ -134,6 +133,7 @@ class _Search:
         dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype else None
         self.min_time_s, self.min_steps = min_time_s, min_steps
+        self.warmup_steps = 1
         self.optimizer = optimizer(params) if optimizer is not None else None
 
     def sync(self) -> None:
@@ -166,7 +166,7 @@ class _Search:
             if self.cuda:
                 torch.cuda.reset_peak_memory_stats(self.device)
             batch = self.batch(size)
-            for _ in range(WARMUP_STEPS):  # allocator, kernels, autotuning
+            for _ in range(self.warmup_steps):  # allocator, kernels, autotuning
                 self.step(batch)
             self.sync()
             times: list[float] = []
@@ -387,6 +387,9 @@ def auto_batch_size(model: Any, sample_batch: Any, *, loss_fn: Callable[..., Any
         mode = "memory" if search.cuda else "throughput"
     if mode not in ("memory", "throughput"):
         raise ValueError(f"mode must be 'auto', 'memory' or 'throughput', not {mode!r}")
+    # on a CPU the second step at a new size is still slower than the ones after it; a
+    # memory search reads the peak over every step, so one untimed step is enough there
+    search.warmup_steps = 2 if mode == "throughput" else 1
     start = max(1, min(start, max_batch))
     trials: list[Trial] = []
 

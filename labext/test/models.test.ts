@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { JobsModel, pickMetric, progressFraction } from '../src/model/jobs';
+import { JobsModel, pickMetric, progressFraction, runLabels } from '../src/model/jobs';
 import { formatBytes, formatDuration, formatMetric } from '../src/model/format';
 import { changedValues, initialText, parseValue, recommendationValues } from '../src/model/params';
 import { groupMetrics, SeriesSet } from '../src/model/series';
@@ -72,6 +72,17 @@ describe('JobsModel', () => {
     expect(progressFraction(job('a', { progress: { fraction_cells: 0.5 } }))).toBe(0.5);
     expect(progressFraction(job('a', { state: 'succeeded', progress: { fraction_steps: 0.875 } }))).toBe(1);
     expect(progressFraction(job('a'))).toBeNull();
+  });
+});
+
+describe('runLabels', () => {
+  it('adds the start of the id only where names repeat', () => {
+    const labels = runLabels([
+      { id: 'aaaaaaaa1111', name: 'steps' }, { id: 'bbbbbbbb2222', name: 'steps' },
+      { id: 'cccccccc3333', name: 'other' }, { id: 'dddddddd4444', name: null }
+    ]);
+    expect([...labels.values()]).toEqual(
+      ['steps · aaaaaaaa', 'steps · bbbbbbbb', 'other', 'dddddddd4444']);
   });
 });
 

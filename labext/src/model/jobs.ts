@@ -166,3 +166,19 @@ export function progressFraction(job: Job): number | null {
   }
   return null;
 }
+
+/**
+ * A label per run that tells the runs apart: the name, with the start of the id added
+ * where two runs share a name (a sweep, a clone, the same notebook twice).
+ */
+export function runLabels(runs: { id: string; name?: string | null }[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const run of runs) {
+    const name = run.name || run.id;
+    count.set(name, (count.get(name) ?? 0) + 1);
+  }
+  return new Map(runs.map(run => {
+    const name = run.name || run.id;
+    return [run.id, (count.get(name) ?? 0) > 1 ? `${name} · ${run.id.slice(0, 8)}` : name];
+  }));
+}

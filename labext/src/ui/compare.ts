@@ -2,6 +2,7 @@
 import { Widget } from '@lumino/widgets';
 import { attempt, Notebench } from '../context';
 import { formatDuration, formatMetric } from '../model/format';
+import { runLabels } from '../model/jobs';
 import { groupMetrics, SeriesSet } from '../model/series';
 import { Series } from '../model/types';
 import { LineChart } from './chart';
@@ -68,12 +69,13 @@ export class CompareView extends Widget {
     this.charts.forEach(c => c.dispose());
     this.charts = [];
     const nodes: HTMLElement[] = [];
+    const labels = runLabels(metrics.runs.map(run => ({ id: run.job_id, name: run.name })));
     for (const group of groupMetrics(metrics.names)) {
       const set = new SeriesSet();
       const names: string[] = [];
       for (const run of metrics.runs) {
         for (const series of run.series.filter(s => group.includes(s.name))) {
-          const label = `${run.name || run.job_id}: ${series.name}`;
+          const label = `${labels.get(run.job_id)}: ${series.name}`;
           set.addBuckets([{ ...series, name: label }]);
           names.push(label);
         }
@@ -90,6 +92,7 @@ export class CompareView extends Widget {
     const trans = this.nb.trans;
     const metricNames = [...new Set(compare.jobs.flatMap(j => Object.keys(j.metrics)))].sort();
     const params = compare.parameters.filter(p => p.differs);
+    const labels = runLabels(compare.jobs);
     fill(
       this.table,
       h('table', { class: 'nb-table' },
@@ -100,7 +103,7 @@ export class CompareView extends Widget {
         )),
         h('tbody', {}, compare.jobs.map(job =>
           h('tr', { dataset: { jobId: job.id } },
-            h('td', {}, h('a', { href: '#', onclick: (e: Event) => { e.preventDefault(); this.nb.openJob(job.id); } }, job.name || job.id)),
+            h('td', {}, h('a', { href: '#', onclick: (e: Event) => { e.preventDefault(); this.nb.openJob(job.id); } }, labels.get(job.id))),
             h('td', {}, trans.__(job.state)),
             h('td', { class: 'nb-num' }, formatDuration(job.duration)),
             params.map(p => h('td', { class: 'nb-differs' }, JSON.stringify(p.resolved[job.id] ?? null))),

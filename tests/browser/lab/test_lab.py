@@ -6,6 +6,7 @@ never import torch, except "Run as training job" on a real template with one epo
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -181,6 +182,89 @@ def test_dark_theme_renders(page, console, lab) -> None:
     screenshot(page, "lab-dark-theme")
     page.evaluate("""() => window.jupyterapp.commands.execute('apputils:change-theme',
                      {theme: 'JupyterLab Light'})""")
+    assert not our_errors(console)
+
+
+def test_compare_two_runs_selected_in_the_panel(page, console, lab) -> None:
+    short, long = submit(lab, steps=3, delay=0.05), submit(lab, steps=5, delay=0.05)
+    for job in (short, long):
+        wait_until(lambda job=job: job_state(lab, job["id"])["state"] in TERMINAL, 90, "ends")
+    open_lab(page, lab)
+    show_training(page)
+    for job in (short, long):
+        box = f"{ROW.format(job['id'])} .nb-job-select"
+        page.wait_for_selector(box, timeout=30_000)
+        page.check(box)
+    page.click("#notebench-training .nb-compare-selected")
+    view = ".nb-compare"
+    page.wait_for_selector(f"{view} .nb-chart canvas", timeout=30_000)
+    rows = page.locator(f"{view} .nb-compare-table tbody tr")
+    rows.first.wait_for(timeout=30_000)
+    assert rows.count() == 2
+    # the parameter that differs has a column, with each run's value
+    headers = page.locator(f"{view} .nb-compare-table th.nb-differs").all_inner_texts()
+    assert "steps" in headers, headers
+    column = headers.index("steps")
+    values = rows.evaluate_all("""(rows, column) => Object.fromEntries(rows.map(row =>
+        [row.dataset.jobId, row.querySelectorAll('td.nb-differs')[column].textContent]))""",
+                               column)
+    assert values == {short["id"]: "3", long["id"]: "5"}, values
+    # two runs of one notebook share a name: the labels tell them apart
+    labels = rows.evaluate_all("rows => rows.map(row => row.cells[0].textContent)")
+    assert len(set(labels)) == 2 and all(label.startswith("steps") for label in labels), labels
+    screenshot(page, "lab-compare")
+    assert not our_errors(console)
+
+
+def csv_of_size(size: int) -> bytes:
+    """A CSV file of exactly ``size`` bytes (rows of numbers, then padding in the last row)."""
+    rows = [b"step,value\n"]
+    total, i = len(rows[0]), 0
+    while total < size - 64:
+        row = f"{i},{(i * 7919) % 100003}\n".encode()
+        rows.append(row)
+        total, i = total + len(row), i + 1
+    rows.append(f"{i},{'9' * (size - total - len(str(i)) - 2)}\n".encode())
+    return b"".join(rows)
+
+
+def test_a_file_dropped_on_the_assets_panel_is_uploaded(page, console, lab) -> None:
+    # over one 8 MiB chunk of the resumable protocol: two PATCH requests
+    content = csv_of_size(9 * 1024 * 1024 + 12_345)
+    assert len(content) == 9 * 1024 * 1024 + 12_345
+    open_lab(page, lab)
+    page.evaluate("window.jupyterapp.shell.activateById('notebench-assets')")
+    page.wait_for_selector("#notebench-assets .nb-category option[value='datasets']",
+                           state="attached", timeout=30_000)
+    page.select_option("#notebench-assets .nb-category", "datasets")
+    progress: list[str] = []
+    page.expose_function("notebenchProgress", lambda width: progress.append(width))
+    page.evaluate("""text => {
+        const file = new File([text], 'dropped.csv', {type: 'text/csv'});
+        const data = new DataTransfer();
+        data.items.add(file);
+        const panel = document.getElementById('notebench-assets');
+        new MutationObserver(() => {
+            const bar = panel.querySelector('.nb-upload .nb-progress-bar');
+            if (bar) { window.notebenchProgress(bar.style.width); }
+        }).observe(panel, {subtree: true, attributes: true, childList: true});
+        for (const type of ['dragover', 'drop']) {
+            panel.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true,
+                                                     cancelable: true}));
+        }
+    }""", content.decode())
+    page.wait_for_selector("#notebench-assets .nb-upload.nb-mod-done", timeout=60_000)
+    assert any(width not in ("0%", "100%") for width in progress), progress  # seen part way
+    status, answer = lab.request("GET", "assets/list/datasets?name=dropped.csv")
+    assert status == 200, answer
+    found = [item for item in answer["items"] if item["rel_path"] == "dropped.csv"]
+    assert len(found) == 1, answer
+    assert found[0]["size"] == len(content)
+    assert found[0]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert found[0]["source"] == "upload"
+    page.wait_for_selector("#notebench-assets .nb-asset-list >> text=dropped.csv",
+                           timeout=30_000)
+    screenshot(page, "lab-assets-upload")
     assert not our_errors(console)
 
 

@@ -136,7 +136,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     const system = new SystemModel(nb);
     const notifier = new Notifier(nb);
-    const stopPersisting = persistEventId(nb);
+    const stopPersisting = persistEventId(nb, () => notifier.positionAtLoad);
     window.addEventListener('pagehide', () => {
       notifier.close();
       stopPersisting();

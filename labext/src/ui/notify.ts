@@ -20,11 +20,16 @@ export function savedEventId(): number | null {
   }
 }
 
-export function persistEventId(nb: Notebench): () => void {
+/**
+ * Keep the last event id this page accounted for: the last one it received, or the
+ * server's position when it loaded (what happened before is in the state it read then).
+ */
+export function persistEventId(nb: Notebench, positionAtLoad: () => number | null): () => void {
   const save = () => {
     try {
-      if (nb.hub.lastEventId !== null) {
-        window.localStorage.setItem(LAST_EVENT_KEY, String(nb.hub.lastEventId));
+      const id = Math.max(nb.hub.lastEventId ?? -1, positionAtLoad() ?? -1);
+      if (id >= 0) {
+        window.localStorage.setItem(LAST_EVENT_KEY, String(id));
       }
     } catch {
       // storage unavailable (private mode): no "since you were away" list
@@ -64,6 +69,11 @@ export class Notifier {
         this.held = [];
         held.forEach(e => this.onEvent(e));
       });
+  }
+
+  /** The server's last event id when this page loaded (null until known). */
+  get positionAtLoad(): number | null {
+    return this.boundary || null;
   }
 
   close(): void {

@@ -268,6 +268,24 @@ def test_a_file_dropped_on_the_assets_panel_is_uploaded(page, console, lab) -> N
     assert not our_errors(console)
 
 
+def test_since_you_were_away_lists_what_finished(page, console, lab) -> None:
+    open_lab(page, lab)
+    page.wait_for_selector(".nb-status .nb-status-cpu", timeout=30_000)  # the stream is live
+    page.goto("about:blank")  # leaving saves the last event id this browser accounted for
+    job = submit(lab, steps=2, delay=0.05)
+    wait_until(lambda: job_state(lab, job["id"])["state"] == "succeeded", 90, "job ends")
+    open_lab(page, lab)
+    toast = page.locator(".Toastify__toast", has_text="Since you were away")
+    toast.wait_for(timeout=30_000)
+    toast.get_by_role("button", name="Show").click()
+    away = page.locator(".jp-Dialog .nb-away-list")
+    away.wait_for(timeout=10_000)
+    assert "steps" in away.inner_text() and "succeeded" in away.inner_text()
+    screenshot(page, "lab-since-you-were-away")
+    page.click(".jp-Dialog .jp-mod-accept")
+    assert not our_errors(console)
+
+
 def test_panel_resumes_after_a_server_restart(page, console, lab) -> None:
     open_lab(page, lab)
     show_training(page)

@@ -216,6 +216,30 @@ def test_compare_two_runs_selected_in_the_panel(page, console, lab) -> None:
     assert not our_errors(console)
 
 
+def test_clone_with_edits_from_the_panel(page, console, lab) -> None:
+    original = submit(lab, steps=3, delay=0.05)
+    wait_until(lambda: job_state(lab, original["id"])["state"] in TERMINAL, 90, "ends")
+    open_lab(page, lab)
+    show_training(page)
+    row = ROW.format(original["id"])
+    page.wait_for_selector(f"{row} .nb-action-clone", timeout=30_000)
+    page.click(f"{row} .nb-action-clone")
+    steps = page.locator(".jp-Dialog input[data-param='steps']")
+    steps.wait_for(timeout=30_000)
+    assert steps.input_value() == "3"  # the job's own values, not the notebook's defaults
+    assert page.locator(".jp-Dialog input[data-param='delay']").input_value() == "0.05"
+    steps.fill("2")
+    page.click(".jp-Dialog .jp-mod-accept")
+    clones = wait_until(lambda: [j for j in lab.request("GET", "lifecycle/jobs?limit=100")[1]
+                                 ["jobs"] if j.get("cloned_from") == original["id"]], 30, "clone")
+    assert len(clones) == 1
+    clone = clones[0]
+    assert clone["parameters"] == {"steps": 2, "delay": 0.05}, clone["parameters"]
+    page.wait_for_selector(ROW.format(clone["id"]), timeout=30_000)
+    wait_until(lambda: job_state(lab, clone["id"])["state"] == "succeeded", 90, "clone ends")
+    assert not our_errors(console)
+
+
 def csv_of_size(size: int) -> bytes:
     """A CSV file of exactly ``size`` bytes (rows of numbers, then padding in the last row)."""
     rows = [b"step,value\n"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -85,12 +85,18 @@ def tree_hash(files: list[dict[str, object]]) -> str:
     return hasher.hexdigest()
 
 
-def read_dir(path: Path, *, allow_hidden: bool, link_ok: LinkCheck,
-             progress: Progress | None = None) -> DirFacts:
-    """Manifest of a directory asset: every regular file, hashed; links refused."""
-    files: list[dict[str, object]] = []
-    total = reported = 0
-    latest = os.lstat(path).st_mtime_ns
+def refuse_hard_links(st: os.stat_result, link_ok: LinkCheck, what: str) -> None:
+    """403 when a file has other hard links that ``link_ok`` does not allow."""
+    if st.st_nlink > 1 and not link_ok(st.st_dev, st.st_ino, st.st_nlink):
+        raise ApiError(403, "hard_link_refused",
+                       f"{what} has other hard links (they may lead outside the folder)")
+
+
+def walk_tree(path: Path, *, allow_hidden: bool,
+              link_ok: LinkCheck) -> Iterator[tuple[PurePosixPath, os.DirEntry[str], bool]]:
+    """Every folder and regular file under ``path``, each folder before what it holds:
+    ``(relative path, entry, is_dir)``. A symbolic link is refused (400), and so is a file
+    with other hard links that ``link_ok`` does not allow (403); other kinds are skipped."""
     pending = [PurePosixPath()]
     while pending:
         rel_dir = pending.pop()
@@ -105,25 +111,37 @@ def read_dir(path: Path, *, allow_hidden: bool, link_ok: LinkCheck,
                                    f"the folder contains a symbolic link: {rel}")
                 if stat.S_ISDIR(st.st_mode):
                     pending.append(rel)
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                if st.st_nlink > 1 and not link_ok(st.st_dev, st.st_ino, st.st_nlink):
-                    raise ApiError(403, "hard_link_refused",
-                                   f"the folder contains a file with other hard links: {rel}")
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    facts = read_fd(fd)
-                finally:
-                    os.close(fd)
-                total += facts.size
-                latest = max(latest, facts.mtime_ns)
-                files.append({"path": rel.as_posix(), "size": facts.size,
-                              "sha256": facts.sha256})
-                if progress is not None and (total - reported >= 64 * CHUNK
-                                             or len(files) % 1000 == 0):
-                    reported = total
-                    progress(total, 0)
+                    yield rel, entry, True
+                elif stat.S_ISREG(st.st_mode):
+                    refuse_hard_links(st, link_ok, f"the folder's file {rel}")
+                    yield rel, entry, False
+
+
+def open_entry(entry: os.DirEntry[str]) -> int:
+    """A file descriptor of a walked file (never through a link swapped in meanwhile)."""
+    return os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def read_dir(path: Path, *, allow_hidden: bool, link_ok: LinkCheck,
+             progress: Progress | None = None) -> DirFacts:
+    """Manifest of a directory asset: every regular file, hashed; links refused."""
+    files: list[dict[str, object]] = []
+    total = reported = 0
+    latest = os.lstat(path).st_mtime_ns
+    for rel, entry, is_dir in walk_tree(path, allow_hidden=allow_hidden, link_ok=link_ok):
+        if is_dir:
+            continue
+        fd = open_entry(entry)
+        try:
+            facts = read_fd(fd)
+        finally:
+            os.close(fd)
+        total += facts.size
+        latest = max(latest, facts.mtime_ns)
+        files.append({"path": rel.as_posix(), "size": facts.size, "sha256": facts.sha256})
+        if progress is not None and (total - reported >= 64 * CHUNK or len(files) % 1000 == 0):
+            reported = total
+            progress(total, 0)
     if progress is not None:
         progress(total, 0)
     files.sort(key=lambda f: str(f["path"]))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import ApiError
-from .hashing import LinkCheck
-from .paths import RESERVED, open_beneath
+from .hashing import LinkCheck, open_entry, refuse_hard_links, walk_tree
+from .paths import open_beneath
 from .sniff import HEAD_BYTES
 
 CHUNK = 1 << 20
@@ -29,12 +29,6 @@ class Copied:
     sha256: str
     size: int
     head: bytes
-
-
-def _refuse_links(st: os.stat_result, link_ok: LinkCheck) -> None:
-    if st.st_nlink > 1 and not link_ok(st.st_dev, st.st_ino, st.st_nlink):
-        raise ApiError(403, "hard_link_refused",
-                       "the file has other hard links (they may lead outside the folder)")
 
 
 def copy_fd(src_fd: int, dst: Path, limit: int) -> Copied:
@@ -75,7 +69,7 @@ def copy_file(base: Path, rel: PurePosixPath, dst: Path, *, limit: int,
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ApiError(400, "not_a_file", "the path is not a regular file")
-        _refuse_links(st, link_ok)
+        refuse_hard_links(st, link_ok, "the file")
         if st.st_size > limit:
             raise ApiError(413, "too_large", "the file is larger than this category "
                                              f"allows ({limit} bytes)", max_bytes=limit)
@@ -90,29 +84,15 @@ def copy_tree(src: Path, dst: Path, *, limit: int, allow_hidden: bool,
     total = 0
     os.mkdir(dst)
     try:
-        pending = [PurePosixPath()]
-        while pending:
-            rel_dir = pending.pop()
-            with os.scandir(src / rel_dir) as entries:
-                for entry in entries:
-                    if entry.name in RESERVED or (entry.name.startswith(".")
-                                                  and not allow_hidden):
-                        continue
-                    rel = rel_dir / entry.name
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise ApiError(400, "link_refused",
-                                       f"the folder contains a symbolic link: {rel}")
-                    if stat.S_ISDIR(st.st_mode):
-                        os.mkdir(dst / rel)
-                        pending.append(rel)
-                    elif stat.S_ISREG(st.st_mode):
-                        _refuse_links(st, link_ok)
-                        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                        try:
-                            total += copy_fd(fd, dst / rel, limit - total).size
-                        finally:
-                            os.close(fd)
+        for rel, entry, is_dir in walk_tree(src, allow_hidden=allow_hidden, link_ok=link_ok):
+            if is_dir:
+                os.mkdir(dst / rel)
+                continue
+            fd = open_entry(entry)
+            try:
+                total += copy_fd(fd, dst / rel, limit - total).size
+            finally:
+                os.close(fd)
     except BaseException:
         shutil.rmtree(dst, ignore_errors=True)
         raise

@@ -116,7 +116,8 @@ class RawConnection:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def response(self, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+    async def head(self, timeout: float = 20) -> tuple[int, dict[str, str]]:
+        """The status and the (lower-cased) headers of the response."""
         assert self.reader is not None
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
         status_line, *header_lines = head.decode("latin1").split("\r\n")
@@ -125,9 +126,14 @@ class RawConnection:
             if ":" in line:
                 key, value = line.split(":", 1)
                 headers[key.strip().lower()] = value.strip()
+        return int(status_line.split()[1]), headers
+
+    async def response(self, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+        assert self.reader is not None
+        status, headers = await self.head(timeout)
         length = int(headers.get("content-length", "0"))
         body = await asyncio.wait_for(self.reader.readexactly(length), timeout) if length else b""
-        return int(status_line.split()[1]), headers, body
+        return status, headers, body
 
     def abort(self) -> None:
         """Close the socket abruptly (RST), as a client that crashed."""

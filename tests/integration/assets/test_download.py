@@ -5,7 +5,6 @@ the fallback through Tornado when its private attributes are missing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import threading
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from notebench.server.assets import sendfile
-from tests.integration.assets.conftest import eventually, sha
+from tests.integration.assets.conftest import RawConnection, eventually, sha
 from tests.integration.assets.samples import random_bytes
 
 DATA = random_bytes(1000)
@@ -129,13 +128,12 @@ async def test_a_registered_file_hard_linked_from_outside_is_refused(upload, dow
 # -- the body by sendfile, and without it ----------------------------------------------------
 
 
-class RawClient:
+class RawClient(RawConnection):
     """Hand-written requests on one socket (any HTTP version, a chosen receive buffer)."""
 
     def __init__(self, port: int, auth: dict[str, str], api: str) -> None:
-        self.port, self.auth, self.api = port, auth, api
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        super().__init__(port, auth)
+        self.api = api
 
     async def connect(self, rcvbuf: int | None = None) -> RawClient:
         sock = socket.socket()
@@ -146,24 +144,13 @@ class RawClient:
         self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
         return self
 
-    async def send(self, target: str, headers: dict[str, str] | None = None, *,
-                   method: str = "GET", version: str = "HTTP/1.1") -> None:
+    async def request(self, target: str, headers: dict[str, str] | None = None, *,
+                      method: str = "GET", version: str = "HTTP/1.1") -> None:
         assert self.writer is not None
         lines = [f"{method} {self.api}{target} {version}", f"Host: 127.0.0.1:{self.port}"]
         lines += [f"{k}: {v}" for k, v in {**self.auth, **(headers or {})}.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin1"))
         await self.writer.drain()
-
-    async def head(self) -> tuple[int, dict[str, str]]:
-        assert self.reader is not None
-        raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 20)
-        status, *lines = raw.decode("latin1").split("\r\n")
-        headers = {}
-        for line in lines:
-            if ":" in line:
-                key, value = line.split(":", 1)
-                headers[key.strip().lower()] = value.strip()
-        return int(status.split()[1]), headers
 
     async def body(self, length: int, *, piece: int = 1 << 20, pause: float = 0.0) -> bytes:
         assert self.reader is not None
@@ -180,7 +167,7 @@ class RawClient:
 
     async def get(self, target: str, headers: dict[str, str] | None = None, *,
                   version: str = "HTTP/1.1") -> tuple[int, dict[str, str], bytes]:
-        await self.send(target, headers, version=version)
+        await self.request(target, headers, version=version)
         status, response_headers = await self.head()
         body = await self.body(int(response_headers.get("content-length", "0")))
         return status, response_headers, body
@@ -188,19 +175,6 @@ class RawClient:
     async def at_eof(self) -> bool:
         assert self.reader is not None
         return await asyncio.wait_for(self.reader.read(1), 20) == b""
-
-    def abort(self) -> None:
-        """Close abruptly (RST), as a client that crashed."""
-        assert self.writer is not None
-        sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-        self.writer.close()
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await self.writer.wait_closed()
 
 
 @pytest.fixture
@@ -295,7 +269,7 @@ async def test_a_slow_reader_gets_every_byte_and_the_loop_waits_for_its_socket(
     data = random_bytes(12 * 1024 * 1024)
     asset = (await upload("artifacts", "slow.bin", data)).body
     conn = await client(rcvbuf=32 * 1024)
-    await conn.send(f"assets/download/{asset['id']}", {"Range": "bytes=100-"})
+    await conn.request(f"assets/download/{asset['id']}", {"Range": "bytes=100-"})
     status, headers = await conn.head()
     assert status == 206 and headers["content-range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
     first = await conn.body(256 * 1024, piece=16 * 1024, pause=0.01)
@@ -310,7 +284,7 @@ async def test_a_client_gone_mid_body_releases_everything(upload, client, downlo
     asset = (await upload("artifacts", "gone.bin", data)).body
     before = open_fds()
     conn = await client(rcvbuf=32 * 1024)
-    await conn.send(f"assets/download/{asset['id']}")
+    await conn.request(f"assets/download/{asset['id']}")
     status, _ = await conn.head()
     assert status == 200
     assert len(await conn.body(64 * 1024)) == 64 * 1024

@@ -107,7 +107,7 @@ async def test_an_http_1_0_client_gets_the_zip_until_the_connection_closes(
     make_folder(workspace, "old", {"a.csv": csv_bytes(1), "b/c.bin": random_bytes(2_500_000)})
     asset = await register_folder(api, "old")
     conn = await client()
-    await conn.send(f"assets/download/{asset['id']}", version="HTTP/1.0")
+    await conn.request(f"assets/download/{asset['id']}", version="HTTP/1.0")
     status, headers = await conn.head()
     assert status == 200 and "transfer-encoding" not in headers
     assert conn.reader is not None
@@ -165,7 +165,7 @@ async def test_a_client_gone_mid_archive_releases_its_files(api, client, downloa
     asset = await register_folder(api, "big")
     before = open_fds()
     conn = await client(rcvbuf=32 * 1024)
-    await conn.send(f"assets/download/{asset['id']}")
+    await conn.request(f"assets/download/{asset['id']}")
     status, headers = await conn.head()
     assert status == 200 and headers["transfer-encoding"] == "chunked"
     assert len(await conn.body(128 * 1024)) == 128 * 1024
@@ -181,7 +181,7 @@ async def test_a_member_failing_mid_archive_cuts_the_connection(api, client,  # 
     folder = make_folder(workspace, "cut", files)
     asset = await register_folder(api, "cut")
     conn = await client(rcvbuf=32 * 1024)
-    await conn.send(f"assets/download/{asset['id']}")
+    await conn.request(f"assets/download/{asset['id']}")
     status, _ = await conn.head()
     assert status == 200
     received = await conn.body(64 * 1024)

@@ -254,9 +254,9 @@ class EventBus:
         return {sub for subs in self._subs.values() for sub in subs}
 
     def subscriber_count(self, topic: str | None = None) -> int:
-        if topic is not None:
-            return len(self._subs.get(topic, ()))
-        return len(self.subscribers())
+        """Streams to clients (the server's own followers, ``internal = True``, not counted)."""
+        subs = self._subs.get(topic, set()) if topic is not None else self.subscribers()
+        return sum(1 for sub in subs if not getattr(sub, "internal", False))
 
     def _send_heartbeat(self) -> None:
         for sub in self.subscribers():

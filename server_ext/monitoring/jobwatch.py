@@ -44,6 +44,8 @@ class _Job:
 class JobWatch:
     """Follows job states and loss values from the bus (loop only)."""
 
+    internal = True  # a follower inside the server, not a client's stream
+
     def __init__(self, bus: Any, jobs: Any, *, loss_patterns: list[str],
                  failed_seconds: float = 300.0, linger_seconds: float = 300.0) -> None:
         self.bus = bus

@@ -16,6 +16,7 @@ async def test_info_describes_workspace(api, jp_root_dir):
     assert workspace["journal_mode"] == "wal"
     assert "logs" in response.body["events"]["topics"]
     assert response.body["ready"] is True  # seeded and started
+    assert response.body["events"]["subscribers"] == 0  # SSE clients only, none yet
 
 
 async def test_workspace_is_seeded_with_shipped_files(services, jp_root_dir):

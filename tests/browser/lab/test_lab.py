@@ -10,8 +10,11 @@ import hashlib
 import re
 from typing import Any
 
+import nbformat
+
 from tests.browser.chromium import screenshot
 from tests.browser.lab.conftest import (
+    STEPS_SOURCE,
     TERMINAL,
     job_state,
     open_lab,
@@ -162,6 +165,38 @@ def test_run_as_training_job_on_an_open_template(page, console, lab) -> None:
     final = job_state(lab, job["id"])
     assert final["state"] == "succeeded", final.get("error")
     assert final["progress"].get("epoch") in (0, 1)  # one epoch ran
+    assert not our_errors(console)
+
+
+def test_run_as_training_job_offers_to_tag_a_parameters_cell(page, console, lab) -> None:
+    notebook = lab.root_dir / "nbs" / "untagged.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell("steps: int = 4\ndelay: float = 0.05"),
+                nbformat.v4.new_code_cell(STEPS_SOURCE)]
+    nbformat.write(nb, notebook)
+    open_lab(page, lab, workspace="tagging")  # no notebook restored from earlier tests
+    page.evaluate("""() => window.jupyterapp.commands.execute('docmanager:open',
+                     {path: 'nbs/untagged.ipynb'})""")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+    page.locator(".jp-NotebookPanel-toolbar [data-command='notebench:run-as-job']").click()
+    offer = page.locator(".jp-Dialog", has_text="No parameters cell")
+    offer.wait_for(timeout=30_000)
+    offer.locator(".jp-mod-accept").click()  # "Tag the active cell" (the first one)
+    field = page.locator(".jp-Dialog input[data-param='steps']")
+    field.wait_for(timeout=30_000)
+    assert field.input_value() == "4"  # read from the cell just tagged
+    field.fill("2")
+    page.click(".jp-Dialog .jp-mod-accept")
+    saved = nbformat.read(notebook, as_version=4)
+    assert saved.cells[0].metadata.get("tags") == ["parameters"]  # saved with the tag
+    job = wait_until(lambda: [j for j in lab.request("GET", "lifecycle/jobs?limit=100")[1]
+                              ["jobs"] if j["notebook"]["path"].endswith("untagged.ipynb")],
+                     30, "job submitted")[0]
+    assert job["parameters"] == {"steps": 2}, job["parameters"]  # what differs is sent
+    wait_until(lambda: job_state(lab, job["id"])["state"] == "succeeded", 90, "job ends")
+    assert job_state(lab, job["id"])["progress"].get("epoch") == 1  # two steps ran, not four
     assert not our_errors(console)
 
 

@@ -321,28 +321,35 @@ class RunsMixin:
             now = time.time()
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=now, updated=now))
-        self._spawn(self._artifacts_follow(row, trashed=True))
+        self._spawn(self._artifacts_follow(job_id))
         self.series_cache.forget(job_id)
         job = await self.get_job(job_id)
         self._publish_change(job, "trashed")
         self._lifecycle(logging.INFO, job_id, f"job {job_id} moved to the trash")
         return job
 
-    async def _artifacts_follow(self: Any, row: dict[str, Any], *, trashed: bool) -> None:
-        """The job's artifact assets leave the registry's listing with the job (trash), and
-        come back with it (restore); in the background (the registry may take seconds to
-        notice files gone, and registering hashes the files)."""
+    async def _artifacts_follow(self: Any, job_id: str) -> None:
+        """Bring the job's artifact assets in line with where the job is now: out of the
+        listing while it is in the trash, back after a restore. In the background (the
+        registry may take seconds to notice files gone, and registering hashes the files);
+        one at a time per job, each reading the job's state when it runs, so that a
+        restore right after a trash ends with the artifacts listed."""
         assets = self.services.assets if self.services else None
         if assets is None:
             return
-        try:
-            if trashed:
-                rel = Path(row["job_dir"]).relative_to(self.workspace.root("artifacts"))
-                await forget_artifacts(assets, row["id"], rel.as_posix())
-            else:
-                await register_artifacts(assets, row, await self.checkpoints(row["id"]))
-        except Exception:
-            log.exception("updating the artifact assets of job %s failed", row["id"])
+        async with self._lock(f"{job_id}/artifacts"):
+            try:
+                row = await self.get_row(job_id)
+            except ApiError:
+                return  # purged meanwhile
+            try:
+                if row["trashed_at"] is not None:
+                    rel = Path(row["job_dir"]).relative_to(self.workspace.root("artifacts"))
+                    await forget_artifacts(assets, job_id, rel.as_posix())
+                else:
+                    await register_artifacts(assets, row, await self.checkpoints(job_id))
+            except Exception:
+                log.exception("updating the artifact assets of job %s failed", job_id)
 
     async def list_trash(self: Any) -> dict[str, Any]:
         rows, total = await self.store.read(lambda conn: jobstore.list_jobs(
@@ -366,7 +373,7 @@ class RunsMixin:
                                     Path(row["job_dir"]))
             await self.store.write(lambda conn: jobstore.update_job(
                 conn, job_id, trashed_at=None, updated=time.time()))
-        self._spawn(self._artifacts_follow(row, trashed=False))
+        self._spawn(self._artifacts_follow(job_id))
         job = await self.get_job(job_id)
         self._publish_change(job, "restored")
         self._lifecycle(logging.INFO, job_id, f"job {job_id} restored from the trash")
@@ -381,6 +388,7 @@ class RunsMixin:
             await self.store.write(lambda conn: jobstore.delete_job_rows(conn, job_id))
         self.series_cache.forget(job_id)
         self._locks.pop(job_id, None)
+        self._locks.pop(f"{job_id}/artifacts", None)
         self._disk_measured.pop(job_id, None)
         self.bus.publish(JOBS_TOPIC, "purged", {"job_id": job_id})
         self._lifecycle(logging.INFO, job_id, f"job {job_id} purged")

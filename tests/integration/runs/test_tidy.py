@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from .conftest import wait_for
 
 LOOP = """
+import asyncio
 import time
 import notebench
 notebench.report(step=0, loss=1.0)
@@ -133,3 +135,27 @@ async def test_retention_trashes_old_unstarred_runs(jobs_api, write_notebook, ap
     purge = await api("POST", "lifecycle/trash/purge", {"older_than_days": 0})
     assert purge.status == 200 and purge.body["purged"] == [old["id"]]
     assert (await api("GET", "lifecycle/trash")).body["items"] == []
+
+
+async def test_a_restore_right_after_a_trash_ends_with_the_artifacts_listed(
+        jobs_api, write_notebook, api, services):
+    path = write_notebook("quick", [LOOP], "quick: bool = True")
+    job = await jobs_api.submit(path)
+    await jobs_api.wait(job["id"])
+
+    async def artifact_assets() -> list[str]:
+        response = await api("GET", "assets/list/artifacts", params={"name": job["id"]})
+        assert response.status == 200, response.body
+        return sorted(a["rel_path"] for a in response.body["items"] if a["job_id"] == job["id"])
+
+    async def registered() -> list[str] | None:
+        listed = await artifact_assets()
+        return listed if f"jobs/{job['id']}/output.ipynb" in listed else None
+
+    before = await wait_for(registered, 30)
+    # back from the trash before the trash's own follow-up has run
+    assert (await api("DELETE", f"lifecycle/jobs/{job['id']}")).status == 200
+    assert (await api("POST", f"lifecycle/trash/{job['id']}/restore")).status == 200
+    while services.jobs._background:  # the follow-ups of both, in whatever order they ran
+        await asyncio.gather(*list(services.jobs._background), return_exceptions=True)
+    assert await artifact_assets() == before

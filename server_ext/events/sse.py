@@ -63,6 +63,10 @@ class StreamSubscriber:
         if self._held is not None:
             self._held.extend(events)
             return
+        if self.replayed_through:
+            events = self._after_replay(events)
+            if not events:
+                return
         if self.min_interval:
             self._queued.extend(events)
             self._schedule()
@@ -79,8 +83,8 @@ class StreamSubscriber:
         """End the replay: send what was missed, then what arrived meanwhile."""
         through = max((e.id for e in replayed if e.id is not None), default=0)
         held, self._held = self._held or [], None
-        fresh = [e for e in held if e.id is None or e.id > through]
-        events = replayed + initial + fresh
+        self.replayed_through = through
+        events = replayed + initial + self._after_replay(held)
         if events:
             self._send(events)
 
@@ -92,6 +96,17 @@ class StreamSubscriber:
             self.closed.set_result(None)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _after_replay(self, events: list[Event]) -> list[Event]:
+        """Drop events the replay already sent. The writer thread hands committed events
+        to the loop a little after the commit, so the replay may have read some of them
+        from the store before the bus delivers them; ids arrive in order, so the check
+        ends at the first newer one."""
+        through = self.replayed_through
+        fresh = [e for e in events if e.id is None or e.id > through]
+        if any(e.id is not None for e in fresh):
+            self.replayed_through = 0
+        return fresh
 
     def _schedule(self) -> None:
         if self._timer is not None:

@@ -88,6 +88,33 @@ async def test_replay_after_reconnect_has_no_gap_and_no_duplicate(api, stream, h
     second.close()
 
 
+async def test_an_event_committed_before_the_replay_but_delivered_after_it_is_sent_once(
+        api, stream, services, monkeypatch):
+    """The writer thread hands committed events to the loop a little later; a replay that
+    read them from the store meanwhile must not see them arrive again live."""
+    first = await stream("logs")
+    await publish(api, count=1, type="before")
+    await wait_for(lambda: of_type(first.frames, "before"), conn=first)
+    last_id = first.last_id
+    first.close()
+
+    late: list[Any] = []
+    monkeypatch.setattr(services.bus, "deliver_soon", late.append)
+    await publish(api, count=3, type="late")  # committed, not yet delivered
+    second = await stream("logs", last_event_id=last_id)
+    await wait_for(lambda: len(of_type(second.frames, "late")) == 3, conn=second)
+    monkeypatch.undo()
+    for event in late:
+        services.bus.deliver_soon(event)
+    await publish(api, count=1, type="after")
+    await wait_for(lambda: of_type(second.frames, "after"), conn=second)
+    await second.read_for(0.2)
+    ids = [f.id for f in second.frames]
+    assert [f.data["data"]["index"] for f in of_type(second.frames, "late")] == [0, 1, 2]
+    assert ids == sorted(set(ids)), "an event was sent twice"
+    second.close()
+
+
 @pytest.mark.parametrize("notebench_config", [{"test_hooks": True, "event_log_keep": 20}])
 async def test_id_older_than_kept_log_gets_reset(api, stream, services):
     await publish(api, count=300)

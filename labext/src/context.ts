@@ -31,6 +31,8 @@ export interface Notebench {
   api: NotebenchApi;
   hub: EventHub;
   trans: TranslationBundle;
+  /** The writing direction of Lab's language; every panel lays itself out by it. */
+  dir: 'ltr' | 'rtl';
   jobs: JobsModel;
   settings: Settings;
   openJob(id: string): void;

@@ -15,6 +15,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { NotebenchApi } from './api';
 import { DEFAULT_SETTINGS, Notebench, Settings } from './context';
+import { textDirection } from './model/format';
 import { JobsModel } from './model/jobs';
 import { Job } from './model/types';
 import { StreamConnection } from './stream/connection';
@@ -129,6 +130,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const nb: Notebench = {
       app, api, hub, trans, jobs, settings,
+      dir: textDirection(translator?.languageCode),
       openJob: id => void app.commands.execute(CommandIDs.openJob, { id }),
       openCompare: ids => void app.commands.execute(CommandIDs.compare, { ids }),
       openSystem: () => void app.commands.execute(CommandIDs.openSystem),

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JobsModel, pickMetric, progressFraction, runLabels } from '../src/model/jobs';
-import { formatBytes, formatDuration, formatMetric } from '../src/model/format';
+import { formatBytes, formatDuration, formatMetric, textDirection } from '../src/model/format';
 import { changedValues, initialText, parseValue, recommendationValues } from '../src/model/params';
 import { groupMetrics, SeriesSet } from '../src/model/series';
 import { chunkRanges, uploadFile, UploadTransport } from '../src/model/upload';
@@ -87,6 +87,15 @@ describe('runLabels', () => {
 });
 
 describe('format', () => {
+  it('tells the writing direction of a language code', () => {
+    expect(textDirection('ar-SA')).toBe('rtl');
+    expect(textDirection('fa_IR')).toBe('rtl');
+    expect(textDirection('he')).toBe('rtl');
+    expect(textDirection('en')).toBe('ltr');
+    expect(textDirection('fr-FR')).toBe('ltr');
+    expect(textDirection('')).toBe('ltr');
+    expect(textDirection(undefined)).toBe('ltr');
+  });
   it('formats durations, bytes and metrics', () => {
     expect(formatDuration(65)).toBe('1:05');
     expect(formatDuration(3725)).toBe('1:02:05');

@@ -180,6 +180,46 @@ def test_dark_theme_and_right_to_left_persian(page, console, server):
     no_errors(console)
 
 
+OVERFLOW = """root => {
+    const edge = root.getBoundingClientRect().right + 1;
+    return Array.from(root.querySelectorAll('*'))
+        .filter(el => el.offsetParent !== null && !el.closest('.nb-offstage')
+                && el.getBoundingClientRect().right > edge)
+        .map(el => el.className.toString()).slice(0, 5); }"""
+
+
+def test_a_narrow_column_keeps_every_control_in_reach(page, console, server):
+    page.set_viewport_size({"width": 380, "height": 900})
+    open_app(page, server, "dashboard")
+    job = submit(server, steps=2000, delay=0.05)
+    row = page.locator(f".nb-job-{job['id']}")
+    pause = row.locator(".nb-btn-pause")
+    pause.wait_for(state="visible", timeout=PAGE_TIMEOUT)
+    root = page.locator(".nb-dashboard")
+    width = root.evaluate("el => el.getBoundingClientRect().width")
+    assert width <= 380
+    assert root.evaluate(OVERFLOW) == []  # nothing sticks out to the side
+    tabs = page.locator(".nb-dashboard-tabs button")
+    for index in range(tabs.count()):  # the tab bar wraps instead of running off
+        box = tabs.nth(index).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 381
+    name = row.locator(".nb-cell-name").bounding_box()
+    assert name is not None and name["width"] > width * 0.6  # the name takes its own line
+    screenshot(page, "voila-narrow")
+    pause.click()
+    row.locator(".nb-btn-resume").wait_for(state="visible", timeout=30_000)
+    assert job_state(server, job["id"]) == "paused"
+    row.locator(".nb-btn-stop").click()
+    page.wait_for_function(
+        "el => el.innerText.includes('stopped')",
+        arg=row.locator(".nb-cell-state").element_handle(), timeout=60_000)
+    page.get_by_text("Monitoring", exact=True).click()
+    chart = page.locator(".nb-panel-monitoringdashboard .bqplot").first
+    chart.locator("path.line").first.wait_for(timeout=PAGE_TIMEOUT)
+    assert root.evaluate(OVERFLOW) == []
+    no_errors(console)
+
+
 def test_the_page_says_when_the_server_went_away(page, console, tmp_path):
     server = start_server(Path(tmp_path) / "root")
     try:

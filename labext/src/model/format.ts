@@ -1,4 +1,13 @@
-/** Formatting numbers for people. */
+/** Formatting numbers and text for people. */
+
+// languages written right to left (ISO 639 codes)
+const RTL_LANGUAGES = new Set(['ar', 'ckb', 'dv', 'fa', 'he', 'ks', 'ps', 'sd', 'ug', 'ur', 'yi']);
+
+/** The writing direction of a language code such as `ar-SA`, `fa_IR` or `en`. */
+export function textDirection(languageCode: string | null | undefined): 'ltr' | 'rtl' {
+  const language = (languageCode ?? '').split(/[-_]/)[0].toLowerCase();
+  return RTL_LANGUAGES.has(language) ? 'rtl' : 'ltr';
+}
 
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) {

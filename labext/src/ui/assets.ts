@@ -32,6 +32,7 @@ export class AssetsPanel extends Widget {
     const trans = nb.trans;
     this.id = 'notebench-assets';
     this.addClass('nb-panel');
+    this.node.dir = nb.dir;
     this.addClass('nb-assets');
     this.title.caption = trans.__('Assets');
     const picker = h('input', {

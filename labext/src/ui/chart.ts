@@ -47,6 +47,7 @@ export class LineChart {
   constructor(private options: ChartOptions = {}) {
     this.node = document.createElement('div');
     this.node.className = 'nb-chart';
+    this.node.dir = 'ltr'; // time runs left to right whatever the language
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(this.node);
     this.theme = new MutationObserver(() => this.rebuild());

@@ -29,6 +29,7 @@ export class CompareView extends Widget {
     super();
     this.id = `notebench-compare-${ids.join('-')}`;
     this.addClass('nb-panel');
+    this.node.dir = nb.dir;
     this.addClass('nb-compare');
     this.title.label = nb.trans.__('Compare %1 runs', ids.length);
     this.title.closable = true;

@@ -36,6 +36,7 @@ export class JobView extends Widget {
     const trans = nb.trans;
     this.id = `notebench-job-${jobId}`;
     this.addClass('nb-panel');
+    this.node.dir = nb.dir;
     this.addClass('nb-jobview');
     this.title.label = jobId;
     this.title.closable = true;

@@ -21,6 +21,7 @@ class ParametersForm extends Widget {
               hints: Record<string, string>, name: string) {
     super();
     this.addClass('nb-params-form');
+    this.node.dir = nb.dir;
     const trans = nb.trans;
     this.nameInput = h('input', { class: 'jp-mod-styled nb-job-name-input', value: name, 'aria-label': trans.__('Job name') });
     const rows = params.map(param => {

@@ -68,6 +68,7 @@ export class StatusItem extends Widget {
   constructor(private nb: Notebench, private model: SystemModel) {
     super();
     this.addClass('nb-status');
+    this.node.dir = nb.dir;
     this.node.title = nb.trans.__('notebench: system use (click for the System panel)');
     this.node.setAttribute('role', 'button');
     this.node.tabIndex = 0;
@@ -123,6 +124,7 @@ export class SystemPanel extends Widget {
     const trans = nb.trans;
     this.id = 'notebench-system';
     this.addClass('nb-panel');
+    this.node.dir = nb.dir;
     this.addClass('nb-system');
     this.title.label = trans.__('System');
     this.title.closable = true;

@@ -24,6 +24,7 @@ export class TrainingPanel extends Widget {
     const trans = nb.trans;
     this.id = 'notebench-training';
     this.addClass('nb-panel');
+    this.node.dir = nb.dir;
     this.addClass('nb-training');
     this.title.caption = trans.__('Training jobs');
     const badge = connectionBadge(nb);

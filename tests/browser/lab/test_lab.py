@@ -7,7 +7,9 @@ never import torch, except "Run as training job" on a real template with one epo
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -343,6 +345,38 @@ def test_since_you_were_away_lists_what_finished(page, console, lab) -> None:
     screenshot(page, "lab-since-you-were-away")
     page.click(".jp-Dialog .jp-mod-accept")
     assert not our_errors(console)
+
+
+LANGUAGE_SETTINGS = ("@jupyterlab", "translation-extension", "plugin.jupyterlab-settings")
+
+
+def test_in_arabic_the_panels_speak_it_and_run_right_to_left(page, console, lab) -> None:
+    """Lab's language set to Arabic (its language pack installed): the panels show
+    notebench's own Arabic strings and lay themselves out right to left."""
+    settings = lab.config_dir / "lab-state" / "user-settings" / Path(*LANGUAGE_SETTINGS)
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"locale": "ar_SA"}))
+    try:
+        job = submit(lab, steps=2, delay=0.1)
+        wait_until(lambda: job_state(lab, job["id"])["state"] == "succeeded", 60, "the job's end")
+        open_lab(page, lab, workspace="arabic")
+        show_training(page)
+        panel = page.locator("#notebench-training")
+        assert panel.get_attribute("dir") == "rtl"
+        assert panel.evaluate("el => getComputedStyle(el).direction") == "rtl"
+        assert panel.locator("h2").first.inner_text() == "التدريب"
+        row = page.locator(ROW.format(job["id"]))
+        row.wait_for(timeout=30_000)
+        assert "نجحت" in row.inner_text()  # its state, translated
+        line = row.locator(".nb-job-line")
+        cells = line.evaluate("el => Array.from(el.children).map(c => c.getBoundingClientRect().x)")
+        assert cells[0] > cells[-1], cells  # the checkbox first, on the right
+        page.wait_for_selector(".nb-status .nb-status-cpu", timeout=30_000)
+        assert re.fullmatch(r"المعالج \d+%", page.inner_text(".nb-status .nb-status-cpu"))
+        screenshot(page, "lab-arabic-rtl")
+        assert not our_errors(console)
+    finally:
+        settings.unlink()
 
 
 def test_panel_resumes_after_a_server_restart(page, console, lab) -> None:

@@ -203,9 +203,7 @@ class ActiveJobs(Panel):
                     self.jobs[job_id]["progress"] = {**(self.jobs[job_id].get("progress") or {}),
                                                      **(data.get("progress") or {})}
                 elif event.event == "metrics" and job_id:
-                    latest = self.latest.setdefault(job_id, {})
-                    for point in data.get("points") or []:
-                        latest.update(point.get("metrics") or {})
+                    self.latest.setdefault(job_id, {}).update(data.get("latest") or {})
                 elif event.event == "purged" and job_id:
                     self.jobs.pop(job_id, None)
                 if job_id and job_id == self.detail.job_id and event.topic != "jobs":

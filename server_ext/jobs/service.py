@@ -1,4 +1,4 @@
-"""``JobService``: submission, the queue, control, reading, recovery of training jobs.
+"""``JobService``: submission, the queue, reading, recovery of training jobs.
 
 Handlers parse and answer; everything a job goes through happens here, on the event
 loop, with blocking work (files, signals, psutil, SQLite) off it. Users configure it as
@@ -32,11 +32,10 @@ from . import artifacts as files
 from . import states
 from . import store as jobstore
 from .compare import SeriesCache
+from .control import ControlMixin
 from .executor import Executor, LaunchSpec, LocalProcessExecutor
 from .finalize import FinalizeMixin
 from .jobdir import (
-    CHECKPOINTS,
-    CONTROL,
     ENV_JOB_DIR,
     ENV_JOB_ID,
     ENV_RESUME_FROM,
@@ -122,7 +121,7 @@ class Active:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class JobService(FinalizeMixin, RunsMixin, LoggingConfigurable):
+class JobService(ControlMixin, FinalizeMixin, RunsMixin, LoggingConfigurable):
     """Training jobs: the queue, the executor, the tailer and the job rows."""
 
     cpu_slots = Int(1, help="Jobs that may run at once on the CPU (GPU jobs: one per GPU)."
@@ -690,123 +689,6 @@ class JobService(FinalizeMixin, RunsMixin, LoggingConfigurable):
 
     async def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
         return await self.store.read(lambda conn: jobstore.checkpoints(conn, job_id))
-
-    # -- control ---
-
-    async def control(self, job_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """pause | resume | stop | cancel | restart; 409 with the state when not allowed."""
-        if action not in states.ACTIONS:
-            raise bad_request(f"unknown action {action!r}: one of "
-                              f"{', '.join(states.ACTIONS)}", "invalid_action")
-        self._require_writable()
-        if action == "restart":
-            return await self.restart(job_id, body)
-        async with self._lock(job_id):
-            row = await self.get_row(job_id)
-            state = row["state"]
-            if not states.action_allowed(action, state):
-                raise conflict(f"cannot {action} a job that is {state}", "invalid_transition",
-                               state=state, action=action)
-            if row["kind"] == "interactive" and action in ("pause", "resume"):
-                raise conflict("an interactive run cannot be paused: it runs in a notebook "
-                               "kernel that notebench does not own", "invalid_transition",
-                               state=state, action=action)
-            if action == "cancel":
-                await self._set_state(job_id, states.CANCELLED, "cancelled before it ran",
-                                      ended=time.time())
-            elif action == "pause":
-                await self._pause(row)
-            elif action == "resume":
-                await self._resume(row)
-            elif action == "stop":
-                await self._begin_stop(row, "stop requested")
-        self._schedule_soon()
-        return await self.get_job(job_id)
-
-    async def _pause(self, row: dict[str, Any]) -> None:
-        job_id = row["id"]
-        active = self._active.get(job_id)
-        count = await asyncio.to_thread(self.executor.pause, job_id)
-        if active is not None:
-            active.clock.pause()
-        clock = active.clock if active else ActiveClock(row["active_seconds"])
-        await self._set_state(job_id, states.PAUSED, None, active_seconds=clock.accumulated,
-                              segment_start=None)
-        self._lifecycle(logging.INFO, job_id, f"job {job_id} paused ({count} processes frozen)")
-
-    async def _resume(self, row: dict[str, Any]) -> None:
-        job_id = row["id"]
-        active = self._active.get(job_id)
-        await asyncio.to_thread(self.executor.resume, job_id)
-        if active is not None:
-            active.clock.resume()
-        await self._set_state(job_id, states.RUNNING, None,
-                              segment_start=active.clock.segment_start if active else None,
-                              boot_id=boot_id())
-        self._lifecycle(logging.INFO, job_id, f"job {job_id} resumed")
-
-    async def _begin_stop(self, row: dict[str, Any], reason: str) -> None:
-        """Ask the kernel to stop (``control.json``), then escalate after the grace."""
-        job_id = row["id"]
-        job_dir = Path(row["job_dir"])
-        now = time.time()
-        await asyncio.to_thread(write_json_atomic, job_dir / CONTROL,
-                                {"stop": True, "requested_at": now, "reason": reason})
-        was_paused = row["state"] == states.PAUSED
-        active = self._active.get(job_id)
-        if was_paused and row["kind"] != "interactive":
-            await asyncio.to_thread(self.executor.resume, job_id)
-        if active is not None:
-            active.clock.resume()
-        await self._set_state(job_id, states.STOPPING, reason, stop_requested=now)
-        self._lifecycle(logging.INFO, job_id, f"job {job_id} stopping ({reason})")
-        if row["kind"] != "interactive" and active is not None:
-            active.escalation = self._spawn(self._escalate(job_id, self.stop_grace_seconds))
-
-    async def _escalate(self, job_id: str, grace: float) -> None:
-        """SIGTERM after the grace, SIGKILL after ``kill_grace_seconds`` more."""
-        await asyncio.sleep(max(0.0, grace))
-        if not await asyncio.to_thread(self.executor.is_running, job_id):
-            return
-        self._lifecycle(logging.WARNING, job_id,
-                        f"job {job_id} did not stop within {grace:g}s: SIGTERM")
-        await asyncio.to_thread(self.executor.terminate, job_id)
-        await asyncio.sleep(max(0.0, self.kill_grace_seconds))
-        if await asyncio.to_thread(self.executor.is_running, job_id):
-            self._lifecycle(logging.WARNING, job_id, f"job {job_id} ignored SIGTERM: SIGKILL")
-            await asyncio.to_thread(self.executor.kill, job_id)
-
-    async def restart(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A new job from a stopped or failed one, resuming from its last checkpoint."""
-        parent = await self.get_row(job_id)
-        if not states.action_allowed("restart", parent["state"]):
-            raise conflict(f"cannot restart a job that is {parent['state']}: only stopped or "
-                           "failed jobs restart", "invalid_transition", state=parent["state"],
-                           action="restart")
-        if parent["kind"] != "papermill":
-            raise conflict("an interactive run cannot be restarted", "invalid_transition",
-                           state=parent["state"], action="restart")
-        source = await self._clone_source(parent, "restarted")
-        options = self._derived_options(parent, body)
-        checkpoint = await self._last_checkpoint(parent)
-        return await self._create(source, options, template=parent["template"], parent=parent,
-                                  resume_from=checkpoint)
-
-    async def _last_checkpoint(self, row: dict[str, Any]) -> str | None:
-        job_dir = Path(row["job_dir"])
-        recorded = await self.checkpoints(row["id"])
-
-        def newest() -> str | None:
-            for record in reversed(recorded):
-                path = (job_dir / record["path"]).resolve()
-                if path.is_file() and path.is_relative_to(job_dir.resolve()):
-                    return str(path)
-            folder = job_dir / CHECKPOINTS
-            found = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                     ] if folder.is_dir() else []
-            return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
-
-        return await asyncio.to_thread(newest)
 
     # -- states and events ---
 

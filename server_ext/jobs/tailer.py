@@ -382,7 +382,9 @@ class Tailer:
         topic = f"job:{job_id}"
         events: list[tuple[str, str, dict[str, Any]]] = []
         if found.points:
-            events.append((topic, "metrics", {"job_id": job_id, "points": found.points}))
+            # each metric's latest value rides along: followers need not walk the points
+            events.append((topic, "metrics", {"job_id": job_id, "points": found.points,
+                                              "latest": dict(f.latest)}))
         for record in checkpoints:
             events.append((topic, "checkpoint", {"job_id": job_id, **record}))
         if found.error is not None:

@@ -92,13 +92,8 @@ class JobWatch:
                 job = self._jobs.get(str(data.get("job_id")))
                 if job is None:
                     continue
-                # only each name's latest value counts: read the batch from its end
-                seen: set[str] = set()
-                for point in reversed(data.get("points") or []):
-                    for name, value in (point.get("metrics") or {}).items():
-                        if name not in seen:
-                            seen.add(name)
-                            self._loss(job, name, value)
+                for name, value in (data.get("latest") or {}).items():
+                    self._loss(job, name, value)
 
     def push_heartbeat(self) -> None:
         pass

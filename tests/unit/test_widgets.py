@@ -73,7 +73,8 @@ def test_active_jobs_rows_follow_state_progress_and_metrics_events():
                                    "progress": {"step": 1, "total_steps": 4, "epoch": 1,
                                                 "eta_seconds": 90}}, 10),
         event("job:j-000000000001", "metrics", {"job_id": "j-000000000001", "points": [
-            {"t": 1.0, "step": 1, "metrics": {"loss": 0.25, "accuracy": 0.75}}]}, 11),
+            {"t": 1.0, "step": 1, "metrics": {"loss": 0.25, "accuracy": 0.75}}],
+            "latest": {"loss": 0.25, "accuracy": 0.75}}, 11),
     ])
     assert row.progress.value == 0.5
     assert ">1m 30s<" in row.numbers["ETA"].value

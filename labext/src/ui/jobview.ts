@@ -127,12 +127,8 @@ export class JobView extends Widget {
         break;
       case 'metrics':
         this.series.addStreamPoints(data.points ?? [], this.counters);
-        if (this.job && data.points?.length) {
-          const latest = { ...this.job.latest_metrics };
-          for (const point of data.points) {
-            Object.assign(latest, point.metrics);
-          }
-          this.setJob({ ...this.job, latest_metrics: latest });
+        if (this.job && data.latest) {
+          this.setJob({ ...this.job, latest_metrics: { ...this.job.latest_metrics, ...data.latest } });
         }
         this.scheduleCharts();
         break;

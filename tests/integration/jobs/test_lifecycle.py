@@ -39,6 +39,11 @@ async def test_job_runs_to_success_with_streamed_metrics(jobs_api, write_noteboo
     streamed = [p for f in stream.frames if f.event == "metrics"
                 for p in f.data["data"]["points"]]
     assert [p["step"] for p in streamed] == list(range(30))
+    # each metrics event also carries every metric's latest value: its last point's
+    for frame in (f for f in stream.frames if f.event == "metrics"):
+        last = frame.data["data"]["points"][-1]["metrics"]
+        assert frame.data["data"]["latest"] == {**frame.data["data"]["latest"], **last}
+        assert set(frame.data["data"]["latest"]) == {"loss", "acc"}
     states = [f.data["data"]["state"] for f in stream.frames if f.event == "state"]
     assert states[-1] == "succeeded"
     assert done["progress"]["cells"] >= 3 and done["progress"]["step"] == 29

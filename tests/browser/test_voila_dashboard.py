@@ -75,6 +75,14 @@ def test_a_job_started_through_the_api_appears_advances_and_finishes(page, conso
     no_errors(console)
 
 
+def stop_in_the_page(page: Any, row: Any) -> None:
+    """Press a job row's Stop and wait until the row says the job stopped."""
+    row.locator(".nb-btn-stop").click()
+    page.wait_for_function(
+        "el => el.innerText.includes('stopped')",
+        arg=row.locator(".nb-cell-state").element_handle(), timeout=60_000)
+
+
 def test_pause_and_resume_pressed_in_the_page(page, console, server):
     open_app(page, server, "jobs")
     job = submit(server, steps=2000, delay=0.05)
@@ -88,10 +96,7 @@ def test_pause_and_resume_pressed_in_the_page(page, console, server):
     row.locator(".nb-btn-resume").click()
     row.locator(".nb-btn-pause").wait_for(state="visible", timeout=30_000)
     assert job_state(server, job["id"]) == "running"
-    row.locator(".nb-btn-stop").click()
-    page.wait_for_function(
-        "el => el.innerText.includes('stopped')",
-        arg=row.locator(".nb-cell-state").element_handle(), timeout=60_000)
+    stop_in_the_page(page, row)
     no_errors(console)
 
 
@@ -209,10 +214,7 @@ def test_a_narrow_column_keeps_every_control_in_reach(page, console, server):
     pause.click()
     row.locator(".nb-btn-resume").wait_for(state="visible", timeout=30_000)
     assert job_state(server, job["id"]) == "paused"
-    row.locator(".nb-btn-stop").click()
-    page.wait_for_function(
-        "el => el.innerText.includes('stopped')",
-        arg=row.locator(".nb-cell-state").element_handle(), timeout=60_000)
+    stop_in_the_page(page, row)
     page.get_by_text("Monitoring", exact=True).click()
     chart = page.locator(".nb-panel-monitoringdashboard .bqplot").first
     chart.locator("path.line").first.wait_for(timeout=PAGE_TIMEOUT)

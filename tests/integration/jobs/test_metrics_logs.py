@@ -45,9 +45,9 @@ def value_of(step: int):
 
 async def test_metrics_are_stored_downsampled_and_exported(jobs_api, write_notebook, api,
                                                            monkeypatch):
-    from notebench.server.jobs import service
+    from notebench.server.jobs import reading
 
-    monkeypatch.setattr(service, "CSV_PAGE", 300)  # the CSV below is sent in four parts
+    monkeypatch.setattr(reading, "CSV_PAGE", 300)  # the CSV below is sent in four parts
     path = write_notebook("points", [RAW_POINTS])
     job = await jobs_api.submit(path)
     done = await jobs_api.wait(job["id"])

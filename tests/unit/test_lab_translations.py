@@ -11,14 +11,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "server_ext" / "locale" / "ar_SA" / "LC_MESSAGES" / "notebench.json"
 # trans.__('text', ...) and trans._n('one', 'many', n): the literal ids in the sources
-CALL = re.compile(r"""trans\.(?:__|_n)\(\s*'((?:[^'\\]|\\.)*)'""")
+CALL = re.compile(r"""trans\.(?:__|_n)\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
 PLACEHOLDER = re.compile(r"%\d")
 
 
 def source_ids() -> set[str]:
     ids: set[str] = set()
     for path in (ROOT / "labext" / "src").rglob("*.ts"):
-        ids.update(m.replace("\\'", "'") for m in CALL.findall(path.read_text()))
+        for single, double in CALL.findall(path.read_text()):
+            ids.add(single.replace("\\'", "'") if single else double.replace('\\"', '"'))
     return ids
 
 

@@ -1,8 +1,9 @@
 """What a job wrote, read back: its metric series and CSV, logs, output notebook,
 artifacts and checkpoints.
 
-``ReadingMixin`` is part of ``JobService``. Each method first checks that the job exists
-(404 otherwise); files are read on threads, rows on the store's reader threads.
+``ReadingMixin`` is part of ``JobService``. Each method but ``checkpoints`` (an internal
+read) first checks that the job exists (404 otherwise); files are read on threads, rows on
+the store's reader threads.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import time
 from .conftest import wait_for
 
 LOOP = """
-import asyncio
 import time
 import notebench
 notebench.report(step=0, loss=1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
@@ -44,11 +45,27 @@ class NotebenchHandler(APIHandler):
             raise ApiError(403, "forbidden", "authentication required")
         method = self.request.method or "GET"
         action = _ACTIONS.get(method, "write")
-        if not self.authorizer.is_authorized(self, user, action, self.auth_resource):
-            raise ApiError(403, "forbidden", f"not allowed to {action} {self.auth_resource}")
-        if method in self.execute_methods and not self.authorizer.is_authorized(
-            self, user, "execute", "kernels"
-        ):
+        await self.require_permission(action, self.auth_resource)
+        if method in self.execute_methods:
+            await self.require_execute()
+
+    async def is_allowed(self, action: str, resource: str) -> bool:
+        """The authorizer's answer, awaited: an authorizer may return an awaitable, and an
+        unawaited coroutine is always true."""
+        user = self.current_user
+        if user is None:
+            return False
+        return bool(await ensure_async(self.authorizer.is_authorized(self, user, action,
+                                                                     resource)))
+
+    async def require_permission(self, action: str, resource: str) -> None:
+        """403 unless the user may ``action`` on ``resource``."""
+        if not await self.is_allowed(action, resource):
+            raise ApiError(403, "forbidden", f"not allowed to {action} {resource}")
+
+    async def require_execute(self) -> None:
+        """403 unless the user may run code (``execute`` on ``kernels``)."""
+        if not await self.is_allowed("execute", "kernels"):
             raise ApiError(403, "forbidden", "running code needs execute permission on kernels")
 
     # -- output ------------------------------------------------------------------------

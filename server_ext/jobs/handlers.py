@@ -10,7 +10,7 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from ..errors import ApiError, bad_request
+from ..errors import bad_request
 from ..events.bus import Event, encode_payload, sse_frame
 from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
@@ -236,9 +236,8 @@ class ControlHandler(JobsHandlerBase):
         if not isinstance(action, str):
             raise bad_request("name an action: pause, resume, stop, restart or cancel",
                               "invalid_action")
-        if action == "restart" and not self.authorizer.is_authorized(
-                self, self.current_user, "execute", "kernels"):
-            raise ApiError(403, "forbidden", "running code needs execute permission on kernels")
+        if action == "restart":
+            await self.require_execute()
         job = await self.jobs.control(job_id, action, body)
         self.write_json(job, status=201 if action == "restart" else 200)
 

@@ -1,6 +1,9 @@
 # notebench developer commands (GNU make). Every target sets up what it needs first.
 #
-#   make test       system packages (as root), venv, wheel; then ruff and the whole test suite
+#   make test       system packages (as root), venv, wheel, lowest-versions venv; then ruff and
+#                   the whole test suite
+#   make test-min-versions  only the lowest-versions tests: $(MIN_VENV) holds every direct
+#                   dependency at its floor (constraints-min.txt) and the wheel
 #   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints the Lab and
 #                   Voila dashboard URLs + token)
 #   make bench      $(BENCH_VENV) with comparison packages; runs tests/benchmarks/bench_*.py
@@ -8,8 +11,8 @@
 #   make wheel      build dist/notebench-<version>-py3-none-any.whl
 #   make clean      remove build outputs; `make distclean` also removes the venvs
 #
-# Variables: PYTHON VENV BENCH_VENV RUN_DIR IP PORT, PYTEST_ARGS (extra pytest arguments),
-# RUN_ARGS (extra `jupyter lab` arguments). Example: make test VENV=/tmp/nb-venv
+# Variables: PYTHON VENV BENCH_VENV MIN_VENV RUN_DIR IP PORT, PYTEST_ARGS (extra pytest
+# arguments), RUN_ARGS (extra `jupyter lab` arguments). Example: make test VENV=/tmp/nb-venv
 #
 # The venv gets notebench as a wheel built from this tree (the install users get), never an
 # editable install: the folders are remapped (server_ext/ -> notebench.server) and the
@@ -20,6 +23,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BENCH_VENV ?= .venv-bench
+MIN_VENV ?= .venv-min
 RUN_DIR ?= .run
 IP ?= 127.0.0.1
 PORT ?= 8888
@@ -43,13 +47,16 @@ SHELL := /bin/bash
 
 PIP = $(VENV)/bin/python -m pip
 BENCH_PIP = $(BENCH_VENV)/bin/python -m pip
+MIN_PIP = $(MIN_VENV)/bin/python -m pip
 INSTALL = install -c constraints.txt
 BUILD_STAMP = $(VENV)/.notebench-build-deps
 DEPS_STAMP = $(VENV)/.notebench-deps
 BENCH_STAMP = $(BENCH_VENV)/.notebench-deps
+MIN_STAMP = $(MIN_VENV)/.notebench-deps
 WHEEL = $$(ls dist/notebench-*.whl)
 
-.PHONY: help test run bench lint wheel install system-packages labext labext-test clean distclean
+.PHONY: help test test-min-versions run bench lint wheel install min-install system-packages \
+	labext labext-test clean distclean
 
 help:
 	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -111,21 +118,41 @@ $(DEPS_STAMP): pyproject.toml constraints.txt | wheel
 install: $(DEPS_STAMP) wheel
 	$(PIP) install -q --no-deps --force-reinstall "$(WHEEL)"
 
+# The lowest-versions venv: every direct dependency at its floor (constraints-min.txt, which
+# leaves torch out and says why), their own dependencies as resolved. Made anew, from
+# nothing, when pyproject.toml or constraints-min.txt change (about 2.5 minutes with the
+# network to PyPI); notebench itself goes in on every run, without dependencies.
+$(MIN_STAMP): pyproject.toml constraints-min.txt
+	rm -rf "$(MIN_VENV)"
+	$(PYTHON) -m venv "$(MIN_VENV)"
+	$(MIN_PIP) install -q -r constraints-min.txt
+	touch $@
+
+min-install: $(MIN_STAMP) wheel
+	$(MIN_PIP) install -q --no-deps --force-reinstall "$(WHEEL)"
+
 # ----------------------------------------------------------------------------- targets
 
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
 
-test: system-packages install labext-test
+# NOTEBENCH_MIN_VENV: the lowest-versions tests (tests/integration/test_min_versions.py)
+# start their server from that venv; they skip where it is not set
+test: system-packages install labext-test min-install
 	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+test-min-versions: install min-install
+	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" $(VENV)/bin/python -m pytest \
+	  tests/integration/test_min_versions.py $(PYTEST_ARGS)
 
 run: install
 	mkdir -p "$(RUN_DIR)"
 	@echo "JupyterLab: http://$(IP):$(PORT)/lab (the token is in the server's log below)"
 	@echo "Dashboard (Voila): http://$(IP):$(PORT)/voila/render/notebench/dashboards/dashboard.ipynb"
 	$(VENV)/bin/notebench serve --root-dir "$(RUN_DIR)" --no-browser --ip=$(IP) \
-	  --port=$(PORT) --ServerApp.port_retries=0 $(RUN_ARGS)
+	  --port=$(PORT) --ServerApp.port_retries=0 \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(RUN_ARGS)
 
 $(BENCH_VENV)/bin/python:
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -146,10 +173,11 @@ bench: $(BENCH_STAMP) wheel
 	done
 
 clean:
-	rm -rf dist build .pytest_cache .ruff_cache tests/artifacts *.egg-info
+	rm -rf dist build .pytest_cache .ruff_cache .hypothesis tests/artifacts *.egg-info
 	rm -rf labext/lib labext/labextension labext/tsconfig.tsbuildinfo
 	find . \( -path ./.git -o -path "./$(VENV)" -o -path "./$(BENCH_VENV)" -o -path ./.venv \
-	  -o -path ./.venv-bench \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	  -o -path ./.venv-bench -o -path "./$(MIN_VENV)" -o -path ./.venv-min \) -prune \
+	  -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf "$(VENV)" "$(BENCH_VENV)" labext/node_modules
+	rm -rf "$(VENV)" "$(BENCH_VENV)" "$(MIN_VENV)" labext/node_modules

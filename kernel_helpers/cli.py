@@ -282,13 +282,11 @@ def render_profile(profile: Mapping[str, Any], settings: Mapping[str, Any] | Non
 # --------------------------------------------------------------------------- serve
 
 
-def build_serve_command(args: argparse.Namespace, *, is_root: bool | None = None) -> list[str]:
+def build_serve_command(args: argparse.Namespace) -> list[str]:
     """The ``jupyter lab`` command line for ``notebench serve``.
 
-    ``is_root`` (default: the effective uid is 0) adds ``--allow-root``.
+    Running as root is the user's own decision: ``--allow-root`` is passed only when given.
     """
-    if is_root is None:
-        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     extra = list(getattr(args, "extra", None) or [])
     root_dir = os.path.abspath(getattr(args, "root_dir", None) or os.getcwd())
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root_dir}"]
@@ -296,8 +294,6 @@ def build_serve_command(args: argparse.Namespace, *, is_root: bool | None = None
         cmd.append(f"--port={args.port}")
     if getattr(args, "no_browser", False):
         cmd.append("--no-browser")
-    if is_root and "--allow-root" not in extra:
-        cmd.append("--allow-root")
     # LabApp sets ServerApp.default_url itself (to /lab): a ServerApp flag is overridden
     cmd.append(f"--LabApp.default_url=/lab/tree/{WORKSPACE_NAME}")
     return cmd + extra
@@ -308,11 +304,11 @@ def dashboard_url_path(app: str = "dashboard") -> str:
     return f"voila/render/{WORKSPACE_NAME}/dashboards/{app}.ipynb"
 
 
-def build_dashboard_command(args: argparse.Namespace, *,
-                            is_root: bool | None = None) -> list[str]:
-    """The ``jupyter server`` command line for ``notebench dashboard``."""
-    if is_root is None:
-        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+def build_dashboard_command(args: argparse.Namespace) -> list[str]:
+    """The ``jupyter server`` command line for ``notebench dashboard``.
+
+    As with ``serve``, ``--allow-root`` is passed only when the user gives it.
+    """
     extra = list(getattr(args, "extra", None) or [])
     root_dir = os.path.abspath(getattr(args, "root_dir", None) or os.getcwd())
     app = getattr(args, "app", None) or "dashboard"
@@ -324,8 +320,6 @@ def build_dashboard_command(args: argparse.Namespace, *,
         cmd.append(f"--port={args.port}")
     if getattr(args, "no_browser", False):
         cmd.append("--no-browser")
-    if is_root and "--allow-root" not in extra:
-        cmd.append("--allow-root")
     return cmd + extra
 
 

@@ -93,6 +93,10 @@ class Client:
     >>> c = Client()                       # discovered from the kernel's environment
     >>> c.get("info")
     >>> for ev in c.stream(["logs", "hardware"]): ...
+
+    A discovered token is sent only to the server it belongs to: ``Client(url=...)`` of
+    another server sends no ``Authorization`` header unless ``token`` is given. Inside a
+    job nothing is discovered but the server's URL: pass your own ``token``.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30):

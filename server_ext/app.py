@@ -10,20 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from .capability import load_capabilities
 from .events.bus import EventBus
 from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
-from .logs import LOGGER_NAME, LOGS_TOPIC, LogStore, StoreLogHandler
+from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogStore, StoreLogHandler
+from .scrubbing import scrubber
 from .services import Services
 from .store import Store
+from .voila_hook import configure_voila
 from .workspace import Workspace
 
 API_PREFIX = "notebench/api/"
 ENV_URL = "NOTEBENCH_SERVER_URL"
-ENV_TOKEN = "NOTEBENCH_SERVER_TOKEN"
 ENV_WORKSPACE = "NOTEBENCH_WORKSPACE"
 ENV_VOILA_ACTIONS = "NOTEBENCH_VOILA_ACTIONS"
 
@@ -69,6 +70,29 @@ class NotebenchApp(ExtensionApp):
         4 * 1024 * 1024,
         help="Bytes an SSE client may leave unread before it is dropped.",
     ).tag(config=True)
+    sse_min_hz = Float(
+        0.1, help="The lowest ?max_hz= a stream accepts (400 below it): a slower rate would "
+                  "hold events in memory for that long.",
+    ).tag(config=True)
+    max_streams_per_user = Int(
+        64, help="Event streams (SSE connections, all routes together) one user may hold "
+                 "open; past it a new one gets 429. 0: no limit.",
+    ).tag(config=True)
+    multipart_max_header_bytes = Int(
+        8 * 1024, help="Bytes of headers one part of a multipart upload may have, all lines "
+                       "together (413 past it; the parser also bounds each line).",
+    ).tag(config=True)
+    multipart_max_headers = Int(
+        8, help="Headers one part of a multipart upload may have (413 past it).",
+    ).tag(config=True)
+    upload_sessions_per_user = Int(
+        32, help="Unfinished resumable uploads (POST assets/uploads) one user may hold; past "
+                 "it a new one gets 429. 0: no limit.",
+    ).tag(config=True)
+    upload_session_bytes_per_user = Int(
+        64 * 1024**3, help="Bytes one user's unfinished resumable uploads may declare in all; "
+                           "past it a new one gets 413. 0: no limit.",
+    ).tag(config=True)
     event_log_keep = Int(
         200_000, help="Replayable events kept in the event log (older ids get 'reset')."
     ).tag(config=True)
@@ -80,8 +104,21 @@ class NotebenchApp(ExtensionApp):
     benchmark_disk_mb = Int(256, help="File size of the disk benchmark, MiB.").tag(config=True)
     benchmark_quick = Bool(False, help="Run a short hardware benchmark (tests).").tag(config=True)
     voila_actions = Bool(
-        False, help="Let the dashboards published by Voila start, stop and delete (their "
-                    "kernel acts with the server owner's rights, whoever views the page).",
+        False, help="Let the dashboards published by Voila start, stop and delete. A page "
+                    "acts as the person viewing it (a token minted for them when the page "
+                    "opens), with their rights; without this its token only reads "
+                    "voila_read_areas.",
+    ).tag(config=True)
+    voila_read_areas = List(
+        Unicode(), ["hardware", "monitoring", "jobs"],
+        help="What a Voila page published without actions may read, besides the core "
+             "(info, streams of these areas), within its viewer's rights: notebench areas "
+             "(hardware, monitoring, jobs, assets). Assets are left out by default: their "
+             "names, hashes and downloads are the workspace's data.",
+    ).tag(config=True)
+    voila_token_ttl = Float(
+        8 * 3600.0, min=1.0,
+        help="Seconds a Voila page's viewer token lasts (a page open longer must be reloaded).",
     ).tag(config=True)
     test_hooks = Bool(
         False, help="Serve the routes tests and benchmarks drive (never in production)."
@@ -94,6 +131,7 @@ class NotebenchApp(ExtensionApp):
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
         keep_lab_extension_out_of_voila(serverapp.config)
+        configure_voila(serverapp.config)
 
     def workspace_path(self) -> Path:
         if self.workspace_dir:
@@ -112,7 +150,7 @@ class NotebenchApp(ExtensionApp):
         workspace.journal_mode = store.journal_mode
         bus = EventBus(store, keep_events=self.event_log_keep,
                        heartbeat_interval=self.sse_heartbeat_interval)
-        bus.topics.add(LOGS_TOPIC)
+        bus.topics.add(LOGS_TOPIC, LOGS_TOPIC_AREAS)
         logs = LogStore(store, bus, keep_records=self.log_keep_records)
         self.services = Services(self, workspace, store, bus, logs)
         for capability in capabilities:
@@ -147,7 +185,10 @@ class NotebenchApp(ExtensionApp):
         workspace = services.workspace
         url = serverapp.connection_url.rstrip("/") + "/"
         os.environ[ENV_URL] = url
-        os.environ[ENV_TOKEN] = serverapp.identity_provider.token or ""
+        # the server's token stays out of os.environ (kernels and jobs inherit it): it is
+        # only known to the scrubber, which keeps it out of what jobs write
+        self._server_token = serverapp.identity_provider.token
+        scrubber.add(self._server_token)
         os.environ[ENV_WORKSPACE] = str(workspace.path)
         os.environ[ENV_VOILA_ACTIONS] = "1" if self.voila_actions else "0"
         os.environ["NOTEBENCH_RUNS_DIR"] = str(workspace.root("artifacts") / "jobs")
@@ -170,6 +211,7 @@ class NotebenchApp(ExtensionApp):
         return jobs.current_activity() if jobs is not None else None
 
     async def stop_extension(self) -> None:
+        scrubber.discard(getattr(self, "_server_token", None))
         services = self.services
         if services is None:
             return

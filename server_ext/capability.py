@@ -1,8 +1,9 @@
 """What a capability (hardware, assets, jobs, monitoring) gives the extension.
 
 Each capability package exposes one ``CAPABILITY``: its schema migrations, its topics,
-a factory for its service, and its routes. The app wires them in ``CAPABILITIES``
-order, so a later capability may use an earlier one's service.
+a factory for its service, and its routes. Its routes and topics belong to its area
+(``notebench:<name>``): streaming one of its topics needs ``read`` there. The app wires
+them in ``CAPABILITIES`` order, so a later capability may use an earlier one's service.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 
 if TYPE_CHECKING:
     from .app import NotebenchApp
+    from .events.bus import TopicRegistry
     from .services import Services
 
 #: capability packages under notebench.server, in wiring order
@@ -32,6 +34,18 @@ class Capability:
     schema: list[str] = field(default_factory=list)
     topics: tuple[str, ...] = ()
     topic_patterns: tuple[str, ...] = ()
+
+    @property
+    def area(self) -> str:
+        """The area of the capability's routes and topics (``notebench:<area>``)."""
+        return self.name
+
+    def register_topics(self, registry: TopicRegistry) -> None:
+        """Make the capability's topics known, each readable with ``read`` on its area."""
+        for topic in self.topics:
+            registry.add(topic, (self.area,))
+        for pattern in self.topic_patterns:
+            registry.add_pattern(pattern, (self.area,))
 
 
 def load_capabilities() -> list[Capability]:

@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from jupyter_core.utils import ensure_async
+from jupyter_server import CallContext
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from .bounds import parse_number
+from .credentials import scope_refusal, token_from_header
 from .errors import ApiError, bad_request, status_code_name
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ class NotebenchHandler(APIHandler):
     auth_area: str = "core"
     #: methods that run code: they also need ``execute`` on ``kernels``
     execute_methods: frozenset[str] = frozenset()
+    #: the token a Voila page's kernel sent, minted for its viewer (``credentials``)
+    viewer_token: str | None = None
 
     @property
     def auth_resource(self) -> str:
@@ -39,21 +44,53 @@ class NotebenchHandler(APIHandler):
         return self.settings["notebench_services"]
 
     async def prepare(self) -> None:
-        await super().prepare()
+        self.viewer_token = token_from_header(self.request.headers.get("Authorization"))
+        if self.viewer_token is None:
+            await super().prepare()
+        else:
+            self._prepare_viewer(self.viewer_token)
         user = self.current_user
         if user is None:
             raise ApiError(403, "forbidden", "authentication required")
         method = self.request.method or "GET"
         action = _ACTIONS.get(method, "write")
+        refusal = self.scope_refusal(action, self.auth_resource)
+        if refusal is not None:
+            raise ApiError(403, "forbidden", refusal)
         await self.require_permission(action, self.auth_resource)
         if method in self.execute_methods:
             await self.require_execute()
 
+    def _prepare_viewer(self, token: str) -> None:
+        """jupyter_server's ``prepare`` for a viewer token, which only notebench knows (so
+        it authenticates nothing else): the request acts as the viewer it was minted for.
+        Sent in a header, which no browser adds by itself, it needs no XSRF check."""
+        CallContext.set(CallContext.JUPYTER_HANDLER, self)
+        if not self.check_host():
+            raise web.HTTPError(403)
+        user = self.services.viewer_tokens.resolve(token)
+        if user is None:
+            raise ApiError(403, "forbidden",
+                           "the viewer token is unknown or expired: reload the Voila page")
+        self.current_user = self._jupyter_current_user = user
+        self.set_cors_headers()
+        if not self.check_origin():
+            raise web.HTTPError(404)
+
+    def scope_refusal(self, action: str, resource: str) -> str | None:
+        """Why a viewer token's scope refuses ``action`` on ``resource`` (None: allowed,
+        and always None for any other request)."""
+        if self.viewer_token is None:
+            return None
+        config = self.services.config
+        return scope_refusal(action, resource, actions=config.voila_actions,
+                             read_areas=config.voila_read_areas)
+
     async def is_allowed(self, action: str, resource: str) -> bool:
         """The authorizer's answer, awaited: an authorizer may return an awaitable, and an
-        unawaited coroutine is always true."""
+        unawaited coroutine is always true. A viewer token's scope applies first."""
         user = self.current_user
-        if user is None:
+        if user is None or self.scope_refusal(action, resource) is not None:
             return False
         return bool(await ensure_async(self.authorizer.is_authorized(self, user, action,
                                                                      resource)))
@@ -67,6 +104,14 @@ class NotebenchHandler(APIHandler):
         """403 unless the user may run code (``execute`` on ``kernels``)."""
         if not await self.is_allowed("execute", "kernels"):
             raise ApiError(403, "forbidden", "running code needs execute permission on kernels")
+
+    def principal(self) -> str:
+        """Whom a per-user limit counts: the user's name, and one name for every holder of
+        the server's shared token (jupyter_server makes up a new user per such request)."""
+        if self.viewer_token is None and self.token_authenticated:
+            return "\0server-token"
+        user = self.current_user
+        return str(getattr(user, "username", None) or user)
 
     # -- output ------------------------------------------------------------------------
 
@@ -111,20 +156,10 @@ class NotebenchHandler(APIHandler):
 
     def number_arg(self, name: str, kind: type = float, *, low: float | None = None,
                    high: float | None = None) -> Any:
-        """A numeric query argument (None when absent); 400 when malformed or out of range."""
-        raw = self.get_query_argument(name, None)
-        if raw in (None, ""):
-            return None
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
-        if value != value or (low is not None and value < low) or (
-                high is not None and value > high):
-            bounds = f"between {low:g} and {high:g}" if low is not None and high is not None \
-                else f"at least {low:g}" if low is not None else f"at most {high:g}"
-            raise bad_request(f"{name} must be {bounds}", "invalid_parameter")
-        return value
+        """A numeric query argument (None when absent): finite, in ``[low, high]`` (by
+        default ``±MAX_SAFE_INT``); 400 when malformed or out of range."""
+        return parse_number(name, self.get_query_argument(name, None), kind, low=low,
+                            high=high)
 
     def require_writable(self) -> None:
         """409 when this server only reads a workspace another server owns."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import notebench
 
 from .capability import Capability, openapi_document
+from .credentials import ViewerTokens
 from .events.bus import EventBus
 from .logs import LogStore
 from .store import Store
@@ -43,14 +44,13 @@ class Services:
     jobs: Any = None
     monitoring: Any = None
     started: float = field(default_factory=time.time)
+    #: tokens minted for the viewers of Voila pages (``voila_hook``)
+    viewer_tokens: ViewerTokens = field(default_factory=ViewerTokens)
     ready: bool = False  # seeded and every capability started: the workspace's files exist
 
     def add(self, capability: Capability) -> None:
         """Create a capability's service and register its topics."""
-        for topic in capability.topics:
-            self.bus.topics.add(topic)
-        for pattern in capability.topic_patterns:
-            self.bus.topics.add_pattern(pattern)
+        capability.register_topics(self.bus.topics)
         setattr(self, capability.name, capability.create(self.config, self))
         self.capabilities.append(capability)
 

@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import stat
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..disposition import content_disposition
 from ..errors import ApiError, not_found
 from .archive import zip_pieces
 from .paths import check_relpath, locate, open_beneath
@@ -99,15 +99,6 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
         else:
             merged.append((start, end))
     return merged
-
-
-def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266/5987)."""
-    fallback = "".join(
-        c if 32 <= ord(c) < 127 and c not in '"\\;%' else "_" for c in name
-    ) or "download"
-    return (f'attachment; filename="{fallback}"; '
-            f"filename*=UTF-8''{urllib.parse.quote(name, safe='')}")
 
 
 def _etag_matches(header: str | None, etag: str | None) -> bool:

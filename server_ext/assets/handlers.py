@@ -13,10 +13,12 @@ from typing import Any
 
 import orjson
 from tornado import iostream
-from tornado.web import stream_request_body
+from tornado.web import RequestHandler, stream_request_body
 
+from ..bounds import MAX_SAFE_INT
 from ..errors import ApiError, bad_request
 from ..handlers import NotebenchHandler
+from ..logs.text import printable
 from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
 from .multipart import MultipartStream, boundary_of
@@ -63,6 +65,13 @@ class AssetsHandler(NotebenchHandler):
 
     def body_object(self) -> dict[str, Any]:
         return self.json_body()
+
+    async def require_write_into(self, category: str) -> None:
+        """403 unless the user may put files into (or take them out of) the category's
+        root: where notebooks run as jobs' templates, that needs ``execute`` too."""
+        if self.assets.runs_code(category) and not await self.is_allowed("execute", "kernels"):
+            raise ApiError(403, "forbidden", f"changing the {category} root (job templates) "
+                                             "needs execute permission on kernels")
 
 
 def _declared_length(handler: NotebenchHandler) -> int | None:
@@ -120,6 +129,24 @@ class _StreamedBody(AssetsHandler):
     failed = False
     committed = False
     last_activity = 0.0
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this route serves (those it defines)."""
+        return [m for m in cls.SUPPORTED_METHODS
+                if getattr(cls, m.lower()) is not getattr(RequestHandler, m.lower())]
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        allowed = self.allowed_methods()
+        if self.request.method not in allowed:  # before Tornado reads any of the body
+            raise ApiError(405, "method_not_allowed", f"{self.request.method} is not served "
+                           f"here (allowed: {', '.join(allowed)})")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        super().write_error(status_code, **kwargs)
 
     def start_receiving(self) -> None:
         self.receiving = True
@@ -187,6 +214,7 @@ class UploadHandler(_StreamedBody):
         self.require_writable()
         assets = self.assets
         self.category = assets.category(self.path_args[0])
+        await self.require_write_into(self.category.name)
         limit = self.category.max_bytes
         self.overwrite = self.flag("overwrite")
         self.expected = check_digest(self.raw_argument("sha256")
@@ -209,7 +237,10 @@ class UploadHandler(_StreamedBody):
             raise bad_request("name the file: ?name=, the X-Asset-Name header or a "
                               "multipart/form-data body", "invalid_name")
         if boundary is not None:
-            self.form = MultipartStream(boundary)
+            config = self.services.config
+            self.form = MultipartStream(boundary,
+                                        max_header_bytes=config.multipart_max_header_bytes,
+                                        max_headers=config.multipart_max_headers)
         _tune_connection(self, allowance + MULTIPART_SLACK, assets.upload_read_chunk_bytes)
         self.start_receiving()
 
@@ -233,8 +264,8 @@ class UploadHandler(_StreamedBody):
         self.sink = sink
 
     async def data_received(self, chunk: bytes) -> None:
-        if self.failed or self._finished:
-            return
+        if self.failed or self._finished or not self.receiving:
+            return  # also the body of a request prepare() let through unread (OPTIONS)
         self.last_activity = time.monotonic()
         try:
             if self.form is None:
@@ -300,7 +331,9 @@ class UploadsHandler(AssetsHandler):
 
     async def post(self) -> None:
         self.require_writable()
-        status = await self.assets.uploads.create(self.body_object())
+        body = self.body_object()
+        await self.require_write_into(str(body.get("category", "")))
+        status = await self.assets.uploads.create(body, self.principal())
         self.set_header(OFFSET_HEADER, "0")
         self.set_header("Location",
                         f"{self.base_url}notebench/api/assets/uploads/{status['id']}")
@@ -325,8 +358,9 @@ class UploadSessionHandler(_StreamedBody):
         except ValueError:
             raise bad_request(f"send the chunk's offset ({OFFSET_HEADER} header or "
                               "?offset=)", "invalid_offset") from None
-        if offset < 0:
-            raise bad_request("the offset must not be negative", "invalid_offset")
+        if not 0 <= offset <= MAX_SAFE_INT:
+            raise bad_request(f"the offset must be between 0 and {MAX_SAFE_INT}",
+                              "invalid_offset")
         status = await self.assets.uploads.status(self.uid)
         declared = _declared_length(self)
         remaining = status["size"] - offset
@@ -401,6 +435,7 @@ class UploadCompleteHandler(AssetsHandler):
 
     async def post(self, uid: str) -> None:
         self.require_writable()
+        await self.require_write_into((await self.assets.uploads.status(uid))["category"])
         asset = await self.assets.uploads.complete(uid)
         self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
         self.write_json(asset, status=201)
@@ -483,7 +518,7 @@ class DownloadHandler(AssetsHandler):
             raise
         except Exception as exc:
             self.log.warning("the zip of asset %s stopped mid-way: %s", self.path_args[0],
-                             getattr(exc, "message", exc))
+                             printable(getattr(exc, "message", exc)))
             stream = getattr(self.request.connection, "stream", None)
             if stream is not None:
                 stream.close()
@@ -524,8 +559,10 @@ class RegisterHandler(AssetsHandler):
         if not isinstance(path, str):
             raise bad_request("path (relative to the category's root) is required",
                               "invalid_path")
+        category = str(body.get("category", ""))
+        await self.require_write_into(category)
         asset = await self.assets.register(
-            str(body.get("category", "")), path, tags=check_tags(body.get("tags")),
+            category, path, tags=check_tags(body.get("tags")),
             metadata=check_metadata(body.get("metadata")))
         self.write_json(asset)
 
@@ -535,7 +572,9 @@ class ImportHandler(AssetsHandler):
 
     async def post(self) -> None:
         self.require_writable()
-        asset = await self.assets.import_asset(self.body_object())
+        body = self.body_object()
+        await self.require_write_into(str(body.get("category", "")))
+        asset = await self.assets.import_asset(body)
         self.write_json(asset, status=201)
 
 
@@ -556,6 +595,7 @@ class AssetHandler(AssetsHandler):
 
     async def delete(self, asset_id: str) -> None:
         self.require_writable()
+        await self.require_write_into(await self.assets.category_of(asset_id))
         self.write_json(await self.assets.delete(asset_id))
 
 
@@ -586,6 +626,7 @@ class TrashRestoreHandler(AssetsHandler):
 
     async def post(self, asset_id: str) -> None:
         self.require_writable()
+        await self.require_write_into(await self.assets.category_of(asset_id))
         self.write_json(await self.assets.restore(asset_id))
 
 

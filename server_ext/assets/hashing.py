@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import ApiError
-from .paths import RESERVED
+from .paths import MAX_DEPTH, RESERVED
 from .sniff import HEAD_BYTES
 
 CHUNK = 1 << 20
@@ -92,34 +93,108 @@ def refuse_hard_links(st: os.stat_result, link_ok: LinkCheck, what: str) -> None
                        f"{what} has other hard links (they may lead outside the folder)")
 
 
+@dataclass(frozen=True)
+class WalkedFile:
+    """A file as the walk listed it: its folder's descriptor, its name and ``lstat``."""
+
+    dir_fd: int
+    name: str
+    stat: os.stat_result
+    rel: PurePosixPath
+
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _changed(rel: PurePosixPath) -> ApiError:
+    return ApiError(409, "changed_while_reading",
+                    f"the folder changed while it was read: {rel}")
+
+
+def _link_refused(rel: PurePosixPath) -> ApiError:
+    return ApiError(400, "link_refused", f"the folder contains a symbolic link: {rel}")
+
+
+def _open_dir(name: str | Path, dir_fd: int | None, rel: PurePosixPath,
+              listed: os.stat_result | None) -> int:
+    """A folder's descriptor, never through a link; still the folder that was listed."""
+    try:
+        fd = os.open(name, _O_DIR, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _link_refused(rel) from None  # swapped for a link (or a file) meanwhile
+        if exc.errno == errno.ENOENT:
+            raise _changed(rel) from None
+        raise
+    st = os.fstat(fd)
+    if listed is not None and (st.st_dev, st.st_ino) != (listed.st_dev, listed.st_ino):
+        os.close(fd)
+        raise _changed(rel)
+    return fd
+
+
 def walk_tree(path: Path, *, allow_hidden: bool,
-              link_ok: LinkCheck) -> Iterator[tuple[PurePosixPath, os.DirEntry[str], bool]]:
+              link_ok: LinkCheck) -> Iterator[tuple[PurePosixPath, WalkedFile, bool]]:
     """Every folder and regular file under ``path``, each folder before what it holds:
     ``(relative path, entry, is_dir)``. A symbolic link is refused (400), and so is a file
-    with other hard links that ``link_ok`` does not allow (403); other kinds are skipped."""
-    pending = [PurePosixPath()]
-    while pending:
-        rel_dir = pending.pop()
-        with os.scandir(path / rel_dir) as entries:
-            for entry in entries:
-                if entry.name in RESERVED or (entry.name.startswith(".") and not allow_hidden):
-                    continue
-                rel = rel_dir / entry.name
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    raise ApiError(400, "link_refused",
-                                   f"the folder contains a symbolic link: {rel}")
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append(rel)
-                    yield rel, entry, True
-                elif stat.S_ISREG(st.st_mode):
-                    refuse_hard_links(st, link_ok, f"the folder's file {rel}")
-                    yield rel, entry, False
+    with other hard links that ``link_ok`` does not allow (403); other kinds are skipped.
+
+    The walk goes by descriptor: each folder is opened from its parent's descriptor with
+    ``O_NOFOLLOW`` and must be the one listed, so a folder swapped for a link while the
+    walk runs leads nowhere outside ``path``. Open a file's entry with ``open_entry``
+    before advancing the walk (its folder's descriptor is open until then).
+    """
+    root_fd = _open_dir(path, None, PurePosixPath(), None)
+    try:
+        yield from _walk_fd(root_fd, PurePosixPath(), allow_hidden, link_ok)
+    finally:
+        os.close(root_fd)
 
 
-def open_entry(entry: os.DirEntry[str]) -> int:
-    """A file descriptor of a walked file (never through a link swapped in meanwhile)."""
-    return os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _walk_fd(dir_fd: int, rel_dir: PurePosixPath, allow_hidden: bool,
+             link_ok: LinkCheck) -> Iterator[tuple[PurePosixPath, WalkedFile, bool]]:
+    with os.scandir(dir_fd) as listing:
+        names = sorted(entry.name for entry in listing)
+    for name in names:
+        if name in RESERVED or (name.startswith(".") and not allow_hidden):
+            continue
+        rel = rel_dir / name
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise _changed(rel) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise _link_refused(rel)
+        if stat.S_ISDIR(st.st_mode):
+            if len(rel.parts) >= MAX_DEPTH:
+                raise ApiError(400, "too_deep", f"the folder is nested deeper than "
+                                                f"{MAX_DEPTH} levels: {rel}")
+            yield rel, WalkedFile(dir_fd, name, st, rel), True
+            child = _open_dir(name, dir_fd, rel, st)
+            try:
+                yield from _walk_fd(child, rel, allow_hidden, link_ok)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(st.st_mode):
+            refuse_hard_links(st, link_ok, f"the folder's file {rel}")
+            yield rel, WalkedFile(dir_fd, name, st, rel), False
+
+
+def open_entry(entry: WalkedFile) -> int:
+    """A descriptor of a walked file: opened from its folder's descriptor without following
+    a link, and still the file that was listed (409 otherwise)."""
+    try:
+        fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=entry.dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOENT):
+            raise _changed(entry.rel) from None
+        raise
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (entry.stat.st_dev, entry.stat.st_ino):
+        os.close(fd)
+        raise _changed(entry.rel)
+    return fd
 
 
 def read_dir(path: Path, *, allow_hidden: bool, link_ok: LinkCheck,

@@ -63,7 +63,8 @@ def _decode_cursor(cursor: str) -> tuple[Any, str]:
         value, asset_id = orjson.loads(raw)
     except (ValueError, TypeError):
         raise bad_request("invalid cursor", "invalid_cursor") from None
-    if not isinstance(asset_id, str) or not isinstance(value, (str, int, float)):
+    if not isinstance(asset_id, str) or not isinstance(value, (str, int, float)) or (
+            isinstance(value, int) and not -(2**63) <= value < 2**63):  # SQLite's integers
         raise bad_request("invalid cursor", "invalid_cursor")
     return value, asset_id
 

@@ -4,6 +4,8 @@ One part carries the file (the first part with a ``filename``); other parts are 
 text fields (``name``, ``sha256``, ``overwrite``...). Callbacks of the parser only
 record what they see; ``feed`` returns the file bytes of a chunk to the caller, who
 streams them into its sink, so the name is known (and checked) before a byte is written.
+The headers of a part are bounded (bytes and count; the parser bounds each line too): past
+a bound the form is refused with 413 before more of them is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from ..errors import ApiError, bad_request
 
 MAX_FIELDS_BYTES = 64 * 1024
+DEFAULT_HEADER_BYTES = 8 * 1024
+DEFAULT_HEADERS = 8
 _FILENAME_STAR = re.compile(r"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
 
@@ -53,7 +57,8 @@ def _filename(disposition: bytes) -> str | None:
 class MultipartStream:
     """Parses a streamed form; hands back the file part's bytes chunk by chunk."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, *, max_header_bytes: int = DEFAULT_HEADER_BYTES,
+                 max_headers: int = DEFAULT_HEADERS) -> None:
         callbacks = {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
@@ -77,6 +82,10 @@ class MultipartStream:
         self._header = bytearray()
         self._header_value = bytearray()
         self._headers: dict[str, bytes] = {}
+        self._header_bytes = 0
+        self._header_count = 0
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
         self._out: list[bytes] = []
         self._error: ApiError | None = None
 
@@ -85,6 +94,10 @@ class MultipartStream:
         try:
             self._parser.write(chunk)
         except MultipartParseError as exc:
+            if self._error is None and str(exc).startswith("Maximum header"):
+                self._refuse_headers(f"the headers of a form part are too large: {exc}")
+            if self._error is not None:
+                raise self._error from None
             raise bad_request(f"malformed multipart body: {exc}", "invalid_multipart") from None
         if self._error is not None:
             raise self._error
@@ -102,21 +115,49 @@ class MultipartStream:
 
     def _part_begin(self) -> None:
         self._headers = {}
+        self._header_bytes = 0
+        self._header_count = 0
         self._value = bytearray()
         self._part_name = None
 
+    def _header_room(self, size: int) -> bool:
+        """Count ``size`` header bytes of this part; False (and the 413) past the bound."""
+        self._header_bytes += size
+        if self._header_bytes <= self.max_header_bytes:
+            return True
+        self._refuse_headers(f"the headers of a form part exceed {self.max_header_bytes} "
+                             "bytes")
+        return False
+
+    def _refuse_headers(self, message: str) -> None:
+        if self._error is None:
+            self._error = ApiError(413, "part_headers_too_large", message,
+                                   max_header_bytes=self.max_header_bytes,
+                                   max_headers=self.max_headers)
+        self._header = bytearray()
+        self._header_value = bytearray()
+
     def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header += data[start:end]
+        if self._header_room(end - start):
+            self._header += data[start:end]
 
     def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
+        if self._header_room(end - start):
+            self._header_value += data[start:end]
 
     def _header_end(self) -> None:
+        self._header_count += 1
+        if self._header_count > self.max_headers:
+            self._refuse_headers(f"a form part has more than {self.max_headers} headers")
+        if self._error is not None:
+            return
         self._headers[self._header.decode("latin1").lower()] = bytes(self._header_value)
         self._header = bytearray()
         self._header_value = bytearray()
 
     def _headers_finished(self) -> None:
+        if self._error is not None:
+            return
         disposition = self._headers.get("content-disposition", b"")
         _, params = parse_options_header(disposition)
         self._part_name = params.get(b"name", b"").decode("utf-8", "replace")

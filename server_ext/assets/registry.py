@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("notebench.assets")
 
 ASSETS_TOPIC = "assets"
+TEMPLATES_CATEGORY = "notebooks"  # the jobs' templates folder
 ID_PATTERN = r"[0-9a-f]{16}"
 _ID = re.compile(ID_PATTERN)
 
@@ -131,6 +132,10 @@ class AssetRegistry(LoggingConfigurable):
         self._tasks: list[asyncio.Task[Any]] = []
         self._refreshes: dict[str, dict[str, Any]] = {}
         self.streams: weakref.WeakSet[Any] = weakref.WeakSet()  # uploads receiving a body
+        templates = os.path.realpath(self.workspace.root(TEMPLATES_CATEGORY))
+        self.code_categories = frozenset(
+            name for name, cat in self.categories.items()
+            if name == TEMPLATES_CATEGORY or os.path.realpath(cat.path) == templates)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -203,6 +208,27 @@ class AssetRegistry(LoggingConfigurable):
             raise unknown_category(name)
         return category
 
+    def runs_code(self, category: str) -> bool:
+        """Whether the category's root holds the jobs' templates: a notebook written there
+        runs as whoever next starts it, so writing there needs ``execute`` too."""
+        return category in self.code_categories
+
+    def _is_job_folder(self, path: Path) -> bool:
+        """(thread) Whether ``path`` is the jobs folder, a folder that holds it or a job's
+        directory: the jobs capability owns them, they are not assets. (The jobs' trash is
+        out of reach already: ``.trash`` is a reserved name in any path.)"""
+        runs = getattr(getattr(self.services, "jobs", None), "runs_dir", None)
+        if runs is None:
+            return False
+        runs_real = Path(os.path.realpath(runs))
+        real = Path(os.path.realpath(path))
+        return runs_real.is_relative_to(real) or real.parent == runs_real
+
+    async def refuse_job_folder(self, path: Path) -> None:
+        """403 when ``path`` is a job folder (see ``_is_job_folder``)."""
+        if await asyncio.to_thread(self._is_job_folder, path):
+            raise job_folder_refused()
+
     def tmp_dir(self, category: Category) -> Path:
         return real_root(category.path) / TMP_DIR
 
@@ -243,6 +269,10 @@ class AssetRegistry(LoggingConfigurable):
         return row
 
     # -- reading -----------------------------------------------------------------------------
+
+    async def category_of(self, asset_id: str) -> str:
+        """The category of an asset (404 when there is none)."""
+        return str((await self._row(asset_id))["category"])
 
     async def get(self, asset_id: str, *, manifest: bool = False) -> dict[str, Any]:
         row = await self._row(asset_id)
@@ -341,6 +371,7 @@ class AssetRegistry(LoggingConfigurable):
         tags = check_tags(tags)
         metadata = check_metadata(metadata)
         path = await asyncio.to_thread(locate, cat.path, rel)
+        await self.refuse_job_folder(path)
         mode = (await asyncio.to_thread(os.lstat, path)).st_mode
         if stat.S_ISDIR(mode):
             if not cat.accepts_directories:
@@ -672,6 +703,7 @@ class AssetRegistry(LoggingConfigurable):
     async def _trash_row(self, cat: Category, row: Any) -> dict[str, Any]:
         asset = self.public(row)
         rel = PurePosixPath(row["rel_path"])
+        await self.refuse_job_folder(cat.path / rel)
         try:
             trash_path = await asyncio.to_thread(move_to_trash, cat, rel, asset)
         except ApiError:
@@ -769,6 +801,13 @@ class AssetRegistry(LoggingConfigurable):
 def name_exists(message: str = "a file with this name exists (send overwrite=true to move "
                                "it to the trash)") -> ApiError:
     return conflict(message, "name_exists")
+
+
+def job_folder_refused() -> ApiError:
+    return ApiError(403, "job_directory",
+                    "the jobs folder and job directories belong to the jobs, not to the "
+                    "asset registry (a job's files are registered by the job; trash a job "
+                    "with DELETE lifecycle/jobs/{id})")
 
 
 def hard_link_refused() -> ApiError:

@@ -263,13 +263,15 @@ def _apply(conn: Any, inserts: list[dict[str, Any]], updates: list[tuple[Any, ..
         except Exception:  # registered meanwhile by an upload: theirs wins
             conn.execute("ROLLBACK TO found")
         conn.execute("RELEASE found")
+    # a row trashed since the scan read it (an overwrite moved the old version away) stays
+    # trashed: the file the scan saw is its successor, registered by the upload
     for size, mtime_ns, same, updated, asset_id in updates:
         if same:
-            conn.execute("UPDATE assets SET state = 'present', updated = ? WHERE id = ?",
-                         (updated, asset_id))
+            conn.execute("UPDATE assets SET state = 'present', updated = ? WHERE id = ? "
+                         "AND state != 'trashed'", (updated, asset_id))
         else:
             conn.execute("UPDATE assets SET state = 'present', size = ?, mtime_ns = ?, "
-                         "sha256 = NULL, updated = ? WHERE id = ?",
+                         "sha256 = NULL, updated = ? WHERE id = ? AND state != 'trashed'",
                          (size, mtime_ns, updated, asset_id))
     conn.executemany("UPDATE assets SET state = 'missing', updated = ? WHERE id = ? AND "
                      "state = 'present'", [(now, asset_id) for asset_id in missing])

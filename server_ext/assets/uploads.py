@@ -7,6 +7,10 @@ offset; ``complete`` checks size, digest and type, then places the file like a
 single-shot upload. The offset is recorded only after an fsync, so after a crash the
 part file is cut back to it. The running sha256 is kept in memory between chunks; after
 a restart it is computed from the part file at completion.
+
+Each user may hold ``NotebenchApp.upload_sessions_per_user`` unfinished uploads (429 past it)
+declaring ``upload_session_bytes_per_user`` bytes in all (413 past it); the count covers the
+uploads this server started (those left by an earlier one expire).
 """
 
 from __future__ import annotations
@@ -62,10 +66,27 @@ class ResumableUploads:
         self.store = registry.store
         self._hashers: dict[str, tuple[int, Any]] = {}
         self._active: set[str] = set()
+        self._owners: dict[str, tuple[str, int]] = {}  # uid -> (user, declared size)
 
     # -- records -----------------------------------------------------------------------------
 
-    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _reserve(self, uid: str, user: str, size: int) -> None:
+        """Count a new upload against its user's limits (before any await: no race)."""
+        config = self.registry.services.config
+        max_sessions = config.upload_sessions_per_user
+        max_bytes = config.upload_session_bytes_per_user
+        mine = [declared for owner, declared in self._owners.values() if owner == user]
+        if max_sessions and len(mine) >= max_sessions:
+            raise ApiError(429, "too_many_uploads",
+                           f"at most {max_sessions} unfinished resumable uploads per user; "
+                           "complete or delete one first", max_sessions=max_sessions)
+        if max_bytes and sum(mine) + size > max_bytes:
+            raise ApiError(413, "upload_quota_exceeded",
+                           f"unfinished resumable uploads may declare {max_bytes} bytes in "
+                           "all per user", max_bytes=max_bytes)
+        self._owners[uid] = (user, size)
+
+    async def create(self, body: dict[str, Any], user: str = "") -> dict[str, Any]:
         registry = self.registry
         cat = registry.category(str(body.get("category", "")))
         name = check_name(body.get("name", ""), allow_hidden=registry.hidden_allowed)
@@ -80,17 +101,22 @@ class ResumableUploads:
         overwrite = bool(body.get("overwrite", False))
         tags = check_tags(body.get("tags"))
         metadata = check_metadata(body.get("metadata"))
-        await registry.check_free(cat, name, overwrite)
         uid = secrets.token_hex(16)
-        part = registry.tmp_dir(cat) / f"{RESUMABLE_PREFIX}{uid}.part"
-        await asyncio.to_thread(_create_empty, part)
-        now = time.time()
-        await self.registry.write(lambda conn: conn.execute(
-            "INSERT INTO asset_uploads (id, category, name, size, sha256, received, overwrite, "
-            "tags, metadata, part_path, created, updated) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, "
-            "?, ?)",
-            (uid, cat.name, name, size, digest, int(overwrite), orjson.dumps(tags).decode(),
-             orjson.dumps(metadata).decode(), str(part), now, now)))
+        self._reserve(uid, user, size)
+        try:
+            await registry.check_free(cat, name, overwrite)
+            part = registry.tmp_dir(cat) / f"{RESUMABLE_PREFIX}{uid}.part"
+            await asyncio.to_thread(_create_empty, part)
+            now = time.time()
+            await self.registry.write(lambda conn: conn.execute(
+                "INSERT INTO asset_uploads (id, category, name, size, sha256, received, "
+                "overwrite, tags, metadata, part_path, created, updated) VALUES (?, ?, ?, ?, "
+                "?, 0, ?, ?, ?, ?, ?, ?)",
+                (uid, cat.name, name, size, digest, int(overwrite), orjson.dumps(tags).decode(),
+                 orjson.dumps(metadata).decode(), str(part), now, now)))
+        except BaseException:
+            self._owners.pop(uid, None)
+            raise
         self._hashers[uid] = (0, hashlib.sha256())
         return await self.status(uid)
 
@@ -206,6 +232,7 @@ class ResumableUploads:
             await self.registry.write(lambda conn: conn.execute(
                 "DELETE FROM asset_uploads WHERE id = ?", (uid,)))
             self._hashers.pop(uid, None)
+            self._owners.pop(uid, None)
             return asset
         finally:
             self._active.discard(uid)
@@ -220,6 +247,7 @@ class ResumableUploads:
         await self.registry.write(lambda conn: conn.execute(
             "DELETE FROM asset_uploads WHERE id = ?", (uid,)))
         self._hashers.pop(uid, None)
+        self._owners.pop(uid, None)
         await asyncio.to_thread(_unlink, part)
 
     async def expire(self) -> list[str]:

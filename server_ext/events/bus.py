@@ -16,8 +16,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -76,32 +76,39 @@ class Subscriber(Protocol):
     def push_heartbeat(self) -> None: ...
 
 
-@dataclass
-class ReplayResult:
-    """Events missed since an id, or a reset when they are no longer kept."""
-
-    events: list[Event] = field(default_factory=list)
-    reset: Event | None = None
-
-
 class TopicRegistry:
-    """Known topic names and patterns (``job:<id>`` and the like)."""
+    """Known topic names and patterns (``job:<id>`` and the like), each with the areas a
+    reader needs ``read`` on (``notebench:<area>``) to stream it."""
 
     def __init__(self) -> None:
-        self._names: set[str] = set()
-        self._patterns: list[re.Pattern[str]] = []
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._patterns: list[tuple[re.Pattern[str], tuple[str, ...]]] = []
 
-    def add(self, name: str) -> None:
-        self._names.add(name)
+    def add(self, name: str, areas: Iterable[str]) -> None:
+        self._names[name] = _areas(areas)
 
-    def add_pattern(self, pattern: str) -> None:
-        self._patterns.append(re.compile(pattern))
+    def add_pattern(self, pattern: str, areas: Iterable[str]) -> None:
+        self._patterns.append((re.compile(pattern), _areas(areas)))
+
+    def areas(self, topic: str) -> tuple[str, ...] | None:
+        """The areas whose read permission the topic needs; None for an unknown topic."""
+        found = self._names.get(topic)
+        if found is not None:
+            return found
+        return next((areas for p, areas in self._patterns if p.fullmatch(topic)), None)
 
     def known(self, topic: str) -> bool:
-        return topic in self._names or any(p.fullmatch(topic) for p in self._patterns)
+        return self.areas(topic) is not None
 
     def names(self) -> list[str]:
         return sorted(self._names)
+
+
+def _areas(areas: Iterable[str]) -> tuple[str, ...]:
+    found = tuple(areas)
+    if not found or isinstance(areas, str):
+        raise ValueError("a topic names the areas (a tuple) its readers need read on")
+    return found
 
 
 class EventBus:
@@ -264,30 +271,36 @@ class EventBus:
 
     # -- replay -------------------------------------------------------------------------
 
-    async def replay(self, topics: Iterable[str], after_id: int) -> ReplayResult:
-        """Events of ``topics`` with id > ``after_id``, or a reset if some are gone."""
+    async def replay(self, topics: Iterable[str], after_id: int, *,
+                     max_bytes: int = 1 << 20) -> AsyncGenerator[list[Event], None]:
+        """Events of ``topics`` with id > ``after_id`` up to the log's end when asked, in
+        pages of at most ``max_bytes`` (or one event); or a page of one reset event, alone
+        or after some pages, when some are gone. The caller sends a page before asking for
+        the next, so one replay holds one page in memory."""
         topic_list = sorted(set(topics))
         if self.store is None:
-            return ReplayResult(reset=self._reset_event(after_id, "no event log"))
+            yield [self._reset_event(after_id, "no event log")]
+            return
         last_id, pruned = await self.store.read(_sequence_position)
         if after_id > last_id:
-            return ReplayResult(reset=self._reset_event(after_id, "unknown event id", last_id))
-        events: list[Event] = []
+            yield [self._reset_event(after_id, "unknown event id", last_id)]
+            return
         cursor = after_id
-        while True:
-            page = await self.store.read(
-                lambda conn, c=cursor: _read_events(conn, topic_list, c, _REPLAY_PAGE)
-            )
-            events.extend(page)
-            if len(page) < _REPLAY_PAGE:
-                break
-            cursor = page[-1].id or cursor
-        # checked after reading: a prune racing the read must not leave a silent gap
-        pruned = max(pruned, self.pruned_through)
-        if after_id < pruned:
-            reason = "event id older than the kept log"
-            return ReplayResult(reset=self._reset_event(after_id, reason, last_id))
-        return ReplayResult(events=events)
+        while cursor < last_id:
+            page, more = await self.store.read(
+                lambda conn, c=cursor: _read_events(conn, topic_list, c, last_id,
+                                                    _REPLAY_PAGE, max_bytes))
+            # checked after reading: a prune racing the read must not leave a silent gap
+            if cursor < max(pruned, self.pruned_through):
+                reason = "event id older than the kept log"
+                yield [self._reset_event(after_id, reason, last_id)]
+                return
+            if not page:
+                return
+            yield page
+            if not more:
+                return
+            cursor = page[-1].id or last_id
 
     def _reset_event(self, after_id: int, reason: str, last_id: int | None = None) -> Event:
         last = self.last_id if last_id is None else last_id
@@ -304,16 +317,23 @@ def _sequence_position(conn: sqlite3.Connection) -> tuple[int, int]:
     return max(row[0] or 0, pruned_through), pruned_through
 
 
-def _read_events(conn: sqlite3.Connection, topics: list[str], after_id: int,
-                 limit: int) -> list[Event]:
+def _read_events(conn: sqlite3.Connection, topics: list[str], after_id: int, through: int,
+                 limit: int, max_bytes: int) -> tuple[list[Event], bool]:
+    """Events with ``after_id < id <= through``: at most ``limit`` of them and about
+    ``max_bytes`` (at least one); and whether more may follow."""
     marks = ",".join("?" * len(topics))
-    rows = conn.execute(
-        f"SELECT id, topic, type, ts, data FROM events WHERE id > ? AND topic IN ({marks}) "
-        "ORDER BY id LIMIT ?",
-        (after_id, *topics, limit),
-    ).fetchall()
-    return [
-        Event(r["topic"], r["type"], None, r["ts"], r["id"],
-              sse_frame(r["id"], r["type"], bytes(r["data"])))
-        for r in rows
-    ]
+    cursor = conn.execute(
+        f"SELECT id, topic, type, ts, data FROM events WHERE id > ? AND id <= ? "
+        f"AND topic IN ({marks}) ORDER BY id LIMIT ?",
+        (after_id, through, *topics, limit),
+    )
+    events: list[Event] = []
+    size = 0
+    for r in cursor:
+        frame = sse_frame(r["id"], r["type"], bytes(r["data"]))
+        if events and size + len(frame) > max_bytes:
+            cursor.close()
+            return events, True
+        size += len(frame)
+        events.append(Event(r["topic"], r["type"], None, r["ts"], r["id"], frame))
+    return events, len(events) == limit

@@ -4,24 +4,30 @@ A subclass names the topics it streams (``stream_topics``) and optionally the ev
 new client gets first (``initial_events``, e.g. the current system sample). The base
 does replay from ``Last-Event-ID``/``?last_event_id=``, ``retry:``, rate limiting
 (``?max_hz=``), the bounded backlog that drops a client who cannot keep up, and
-unsubscription when the client leaves.
+unsubscription when the client leaves. What one stream holds is bounded by the backlog
+bound: a replay leaves in pages that each wait for the previous one to drain, events held
+meanwhile or queued for the rate limit count toward the bound, and ``max_hz`` has a floor
+(``NotebenchApp.sse_min_hz``). A user holds at most ``max_streams_per_user`` streams.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ..bounds import MAX_SAFE_INT
 from ..errors import ApiError, bad_request
 from ..handlers import NotebenchHandler
 from .bus import HEARTBEAT, Event, EventBus
 from .transport import ClientWriter
 
 MAX_HZ_LIMIT = 100.0
+_STREAM_COUNTS = "notebench_open_streams"  # application setting: user -> open streams
 
 
 class StreamSubscriber:
@@ -29,8 +35,10 @@ class StreamSubscriber:
 
     __slots__ = (
         "_held",
+        "_held_bytes",
         "_last_flush",
         "_queued",
+        "_queued_bytes",
         "_timer",
         "bus",
         "closed",
@@ -51,7 +59,9 @@ class StreamSubscriber:
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.replayed_through = 0
         self._held: list[Event] | None = []  # events that arrive while replaying
+        self._held_bytes = 0
         self._queued: list[Event] = []  # events waiting for the rate limit
+        self._queued_bytes = 0
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -62,6 +72,9 @@ class StreamSubscriber:
             return
         if self._held is not None:
             self._held.extend(events)
+            self._held_bytes += _size(events)
+            if self._held_bytes > self.max_backlog:  # the replay is not being read
+                self._drop()
             return
         if self.replayed_through:
             events = self._after_replay(events)
@@ -69,6 +82,13 @@ class StreamSubscriber:
                 return
         if self.min_interval:
             self._queued.extend(events)
+            self._queued_bytes += _size(events)
+            if self._queued_bytes > self.max_backlog:
+                self._queued = _coalesce(self._queued)
+                self._queued_bytes = _size(self._queued)
+                if self._queued_bytes > self.max_backlog // 2:  # replayable events pile up
+                    self._flush_queued()
+                    return
             self._schedule()
             return
         self._send(events)
@@ -79,12 +99,30 @@ class StreamSubscriber:
 
     # -- handler side ----------------------------------------------------------------------
 
-    def release(self, replayed: list[Event], initial: list[Event]) -> None:
-        """End the replay: send what was missed, then what arrived meanwhile."""
-        through = max((e.id for e in replayed if e.id is not None), default=0)
+    async def replay(self, after_id: int) -> None:
+        """Send what was missed since ``after_id``, page by page: a page leaves once the
+        previous one has drained, so the socket never holds more than one."""
+        pages = self.bus.replay(self.topics, after_id, max_bytes=max(self.max_backlog // 2, 1))
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                waiter = self.writer.drained()
+                if waiter is not None:
+                    await asyncio.wait((waiter, self.closed),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                if self.closed.done():
+                    return
+                self.replayed_through = max(
+                    self.replayed_through, max((e.id for e in page if e.id is not None), default=0))
+                self._send(page)
+
+    def release(self, initial: list[Event]) -> None:
+        """End the replay: send the initial events, then those that arrived meanwhile and
+        were not replayed."""
         held, self._held = self._held or [], None
-        self.replayed_through = through
-        events = replayed + initial + self._after_replay(held)
+        self._held_bytes = 0
+        if self.closed.done():
+            return
+        events = initial + self._after_replay(held)
         if events:
             self._send(events)
 
@@ -119,8 +157,11 @@ class StreamSubscriber:
             self._timer = loop.call_later(wait, self._flush_queued)
 
     def _flush_queued(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         queued, self._queued = self._queued, []
+        self._queued_bytes = 0
         if not queued or self.closed.done():
             return
         self._last_flush = time.monotonic()
@@ -130,14 +171,22 @@ class StreamSubscriber:
         # A client is dropped when what it was given before is still unread past the bound,
         # not for one large write (after a pause of the loop, many events leave at once).
         if self.writer.backlog() > self.max_backlog:
-            self.bus.dropped_clients += 1
-            self.writer.close()
-            self.close()
+            self._drop()
             return
         try:
             self.writer.write(events)
         except StreamClosedError:
             self.close()
+
+    def _drop(self) -> None:
+        """Disconnect a client that leaves too much unread."""
+        self.bus.dropped_clients += 1
+        self.writer.close()
+        self.close()
+
+
+def _size(events: Sequence[Event]) -> int:
+    return sum(len(e.chunk) for e in events)
 
 
 def _coalesce(events: list[Event]) -> list[Event]:
@@ -156,6 +205,7 @@ class EventStreamHandler(NotebenchHandler):
     """Base of every SSE route."""
 
     _track_activity = False
+    _stream_slot: tuple[dict[str, int], str] | None = None
 
     def stream_topics(self, *args: str) -> list[str]:
         """The topics this request streams (400 for unknown ones)."""
@@ -175,8 +225,9 @@ class EventStreamHandler(NotebenchHandler):
             value = int(raw)
         except ValueError:
             raise bad_request("last_event_id must be an integer", "invalid_event_id") from None
-        if value < 0:
-            raise bad_request("last_event_id must not be negative", "invalid_event_id")
+        if not 0 <= value <= MAX_SAFE_INT:
+            raise bad_request(f"last_event_id must be between 0 and {MAX_SAFE_INT}",
+                              "invalid_event_id")
         return value
 
     def _max_hz(self) -> float | None:
@@ -187,19 +238,50 @@ class EventStreamHandler(NotebenchHandler):
             value = float(raw)
         except ValueError:
             raise bad_request("max_hz must be a number", "invalid_max_hz") from None
-        if not 0 < value <= MAX_HZ_LIMIT:
-            raise bad_request(f"max_hz must be in (0, {MAX_HZ_LIMIT:g}]", "invalid_max_hz")
+        low = self.services.config.sse_min_hz
+        if not (value > 0 and low <= value <= MAX_HZ_LIMIT):
+            raise bad_request(f"max_hz must be between {low:g} and {MAX_HZ_LIMIT:g}",
+                              "invalid_max_hz")
         return value
+
+    def _claim_stream(self) -> None:
+        """Count this stream against its user's ``max_streams_per_user`` (429 past it);
+        ``on_finish`` gives the slot back."""
+        limit = self.services.config.max_streams_per_user
+        user = self.principal()
+        counts: dict[str, int] = self.settings.setdefault(_STREAM_COUNTS, {})
+        held = counts.get(user, 0)
+        if limit and held >= limit:
+            raise ApiError(429, "too_many_streams",
+                           f"at most {limit} open event streams per user", max_streams=limit)
+        counts[user] = held + 1
+        self._stream_slot = (counts, user)
+
+    def on_finish(self) -> None:
+        slot, self._stream_slot = self._stream_slot, None
+        if slot is not None:
+            counts, user = slot
+            counts[user] -= 1
+            if counts[user] <= 0:
+                del counts[user]
+        super().on_finish()
 
     async def get(self, *args: str) -> None:
         services = self.services
         bus = services.bus
         topics = frozenset(self.stream_topics(*args))
-        for topic in topics:
-            if not bus.topics.known(topic):
+        areas = {topic: bus.topics.areas(topic) for topic in sorted(topics)}
+        for topic, needed in areas.items():
+            if needed is None:
                 raise ApiError(400, "unknown_topic", f"unknown topic: {topic}")
+        for topic, needed in areas.items():
+            for area in needed or ():
+                if not await self.is_allowed("read", f"notebench:{area}"):
+                    raise ApiError(403, "forbidden", f"reading the topic {topic} needs read "
+                                                     f"on notebench:{area}")
         last_id = self._last_event_id()
         max_hz = self._max_hz()
+        self._claim_stream()
 
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache, no-transform")
@@ -210,11 +292,9 @@ class EventStreamHandler(NotebenchHandler):
         try:
             self.write(b"retry: %d\n\n" % services.config.sse_retry_ms)
             await self.flush()
-            replayed: list[Event] = []
             if last_id is not None:
-                result = await bus.replay(topics, last_id)
-                replayed = [result.reset] if result.reset is not None else result.events
-            sub.release(replayed, await self.initial_events(topics))
+                await sub.replay(last_id)
+            sub.release(await self.initial_events(topics))
             await sub.closed
         except StreamClosedError:
             pass

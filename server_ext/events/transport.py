@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tornado.concurrent import Future
 from tornado.iostream import SSLIOStream, StreamClosedError
 
 from .bus import Event
@@ -22,13 +23,14 @@ from .bus import Event
 class ClientWriter:
     """Writes events to one SSE connection; tells how many bytes wait for the client."""
 
-    __slots__ = ("_pending", "connection", "direct", "stream")
+    __slots__ = ("_last", "_pending", "connection", "direct", "stream")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.stream = getattr(connection, "stream", None)
         self.direct: bool | None = None  # decided at the first write, after the headers
         self._pending = 0
+        self._last: Future[None] | None = None  # Tornado's future of the latest write
 
     @property
     def closed(self) -> bool:
@@ -39,6 +41,17 @@ class ClientWriter:
         if self.direct:
             return len(self.stream._write_buffer)  # type: ignore[union-attr]
         return self._pending
+
+    def drained(self) -> Future[None] | None:
+        """A future done when everything written so far has left (None: nothing waits)."""
+        if self.closed:
+            return None
+        if self.direct:
+            stream = self.stream
+            assert stream is not None
+            return stream.write(b"") if stream._write_buffer else None
+        last = self._last
+        return last if self._pending and last is not None and not last.done() else None
 
     def write(self, events: Sequence[Event]) -> None:
         """Send events (raises StreamClosedError when the client is gone)."""
@@ -89,6 +102,7 @@ class ClientWriter:
         self._pending += size
         future = self.connection.write(data)
         future.add_done_callback(lambda _: self._written(size))
+        self._last = future
 
     def _written(self, size: int) -> None:
         self._pending -= size

@@ -1,4 +1,5 @@
-"""A job's files as artifacts: listing, safe resolution for download, metrics export.
+"""A job's files as artifacts: listing, safe resolution for download, secrets scrubbed
+from its text files, metrics export.
 
 Blocking (file system): called off the event loop.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from ..errors import ApiError
+from ..scrubbing import scrubber
 from .jobdir import (
     CHECKPOINTS,
     CONTROL,
@@ -26,6 +29,12 @@ from .jobdir import (
     RUN_JSON,
     RUNNER,
 )
+
+#: the text files a job's processes write freely: scrubbed of known secrets when the job
+#: ends and whenever one is served
+SCRUBBED = (OUTPUT, PAPERMILL_LOG, EVENTS, RUNNER)
+#: where scrubbed copies of a running job's files are served from (hidden: never listed)
+SERVED_DIR = ".scrubbed"
 
 _KINDS = {OUTPUT: "output", NOTEBOOK: "notebook", PAPERMILL_LOG: "log", EVENTS: "events",
           RUNNER: "events", JOB_JSON: "job", RUN_JSON: "job", CONTROL: "job",
@@ -90,11 +99,45 @@ def safe_file(job_dir: Path, relative: str) -> Path:
     return target
 
 
+def scrub_outputs(job_dir: Path) -> list[str]:
+    """Replace known secrets in the job's text files, in place and atomically (the job's
+    processes have ended); drop the scrubbed copies served meanwhile. Returns the names
+    of the files that held a secret."""
+    shutil.rmtree(job_dir / SERVED_DIR, ignore_errors=True)
+    return [name for name in SCRUBBED if scrubber.scrub_file(job_dir / name)]
+
+
+def served_file(job_dir: Path, path: Path) -> Path:
+    """The file to send for ``path`` (a ``safe_file`` answer): the file itself, or for a
+    text file that holds a known secret, a scrubbed copy (the job's file is left alone:
+    its job may still be writing it, and a registered asset keeps its checksum)."""
+    relative = path.relative_to(job_dir.resolve()).as_posix()
+    if relative not in SCRUBBED:
+        return path
+    copy = job_dir.resolve() / SERVED_DIR / relative
+    return copy if scrubber.scrub_file(path, copy) else path
+
+
 CSV_HEADER = ("name", "idx", "step", "t", "value")
+#: a text cell starting with one of these is a formula to a spreadsheet
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a formula-like start gets a leading ``'``.
+
+    A carriage return becomes a line feed: the writer quotes a cell holding ``\n`` (the
+    row terminator) but not one holding a lone ``\r``, which readers take as a row end.
+    """
+    if text.startswith(_FORMULA_START):
+        text = f"'{text}"
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def write_metrics_csv(out: TextIO, rows: Iterable[Any], *, header: bool = True) -> None:
     """Raw points as CSV: name, idx, step, t, value (non-finite values spelled out).
+
+    Names are user text (``csv_text``); numbers are written as they are.
 
     ``rows`` may be a database cursor: rows are written as they come, never all held.
     """
@@ -102,7 +145,7 @@ def write_metrics_csv(out: TextIO, rows: Iterable[Any], *, header: bool = True) 
     if header:
         writer.writerow(CSV_HEADER)
     for name, idx, step, t, value, special in rows:
-        writer.writerow([name, idx, "" if step is None else step, repr(float(t)),
+        writer.writerow([csv_text(name), idx, "" if step is None else step, repr(float(t)),
                          special if special is not None else repr(float(value))])
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import psutil
 
+from ..scrubbing import without_secrets
 from .jobdir import PAPERMILL_LOG
 
 log = logging.getLogger("notebench.jobs")
@@ -41,12 +42,20 @@ _CREATE_TIME_SLACK = 0.05
 
 @dataclass
 class LaunchSpec:
-    """What an executor needs to start a job."""
+    """What an executor needs to start a job.
+
+    ``env`` is the job's whole environment. The server's credentials are never part of
+    it, whatever the caller passed (``SECRET_ENV_NAMES``: the server's token, the hub's
+    API token): a job acts with the rights its notebook is given explicitly.
+    """
 
     job_id: str
     job_dir: Path
     env: dict[str, str]
     python: str = field(default_factory=lambda: sys.executable)
+
+    def __post_init__(self) -> None:
+        self.env = without_secrets(self.env)
 
 
 @dataclass

@@ -4,8 +4,9 @@
 executor's ``watch`` says so at once; the tick's liveness check is the fallback, e.g. for
 executors that cannot watch) or when an interactive run reports its end. Then, under the
 job's lock: the tailer reads the job's files to their end, anything left of the job is
-killed, the outcome is decided, ``metrics.csv`` is written and the job's row takes its
-final state; its files are registered as assets and its model linked afterwards.
+killed, the outcome is decided, known secrets are scrubbed from the job's text files,
+``metrics.csv`` is written and the job's row takes its final state; its files are
+registered as assets and its model linked afterwards.
 
 Nothing of this may stall the event loop, however many points the job stored: the CSV is
 written by a subprocess when the job has more than ``EXPORT_IN_PROCESS_POINTS`` points
@@ -97,6 +98,9 @@ class FinalizeMixin:
         active.clock.pause()
         latest = dict(followed.latest) if followed else row["latest_metrics"]
         job_dir = Path(row["job_dir"])
+        scrubbed = await asyncio.to_thread(files.scrub_outputs, job_dir)
+        if scrubbed:
+            log.warning("job %s: secrets scrubbed from %s", job_id, ", ".join(scrubbed))
         await self._export_metrics(job_id, job_dir)
         listing = await asyncio.to_thread(files.list_files, job_dir)
         fields: dict[str, Any] = {

@@ -10,6 +10,8 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from ..bounds import MAX_SAFE_INT, MAX_TIME, parse_number
+from ..disposition import content_disposition
 from ..errors import bad_request
 from ..events.bus import Event, encode_payload, sse_frame
 from ..events.sse import EventStreamHandler
@@ -52,12 +54,14 @@ class JobsHandlerBase(NotebenchHandler):
         if raw in (None, ""):
             return None
         try:
-            return float(raw)
+            float(raw)
         except ValueError:
             pass
+        else:
+            return parse_number(name, raw, float, low=-MAX_TIME, high=MAX_TIME)
         try:
             return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):
             raise bad_request(f"{name} must be seconds since the epoch or an ISO 8601 date",
                               "invalid_parameter") from None
 
@@ -102,7 +106,7 @@ class JobsHandler(JobsHandlerBase):
         if kind is not None and kind not in ("papermill", "interactive"):
             raise bad_request("kind must be papermill or interactive", "invalid_parameter")
         limit = self.number_arg("limit", int, low=1, high=MAX_PAGE) or 100
-        offset = self.number_arg("offset", int, low=0) or 0
+        offset = self.number_arg("offset", int, low=0, high=MAX_SAFE_INT) or 0
         sort = self.get_query_argument("sort", None) or "-created"
         if sort.lstrip("-") not in SORT_KEYS:
             raise bad_request(f"sort must be one of {', '.join(SORT_KEYS)} (a leading '-' "
@@ -172,7 +176,7 @@ class SweepsHandler(JobsHandlerBase):
 
     async def get(self) -> None:
         limit = self.number_arg("limit", int, low=1, high=MAX_PAGE) or 100
-        offset = self.number_arg("offset", int, low=0) or 0
+        offset = self.number_arg("offset", int, low=0, high=MAX_SAFE_INT) or 0
         self.write_json(await self.jobs.list_sweeps(limit, offset))
 
     async def post(self) -> None:
@@ -247,13 +251,13 @@ class MetricsHandler(JobsHandlerBase):
 
     async def get(self, job_id: str) -> None:
         names = self.list_arg("names")
-        since = self.number_arg("since", float)
+        since = self.number_arg("since", float, low=-MAX_TIME, high=MAX_TIME)
         fmt = self.get_query_argument("format", "json")
         if fmt == "csv":
             parts = self.jobs.metrics_csv(job_id, names=names, since=since)
             first = await anext(parts)  # 404 for an unknown job, before any byte is sent
             self.set_header("Content-Type", CSV_TYPE)
-            self.set_header("Content-Disposition", f'attachment; filename="{job_id}-metrics.csv"')
+            self.set_header("Content-Disposition", content_disposition(f"{job_id}-metrics.csv"))
             self.write(first)
             try:
                 async for data in parts:
@@ -313,8 +317,7 @@ class ArtifactHandler(JobsHandlerBase):
         self.set_header("Content-Length", str(size))
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Security-Policy", "sandbox")
-        safe_name = path.name.replace('"', "")
-        self.set_header("Content-Disposition", f'attachment; filename="{safe_name}"')
+        self.set_header("Content-Disposition", content_disposition(path.name))
         handle = await asyncio.to_thread(path.open, "rb")
         try:
             sent = 0

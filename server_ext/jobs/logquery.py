@@ -2,7 +2,8 @@
 
 ``lifecycle/jobs/{id}/logs`` is this query filtered by job; the monitoring capability
 serves the same function unfiltered (``monitoring/logs``). Carriage-return progress lines
-(tqdm) are collapsed to their last state, both when job output is stored and here.
+(tqdm) are collapsed to their last state, both when job output is stored and here; known
+secret values are scrubbed from what is returned.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..bounds import MAX_SAFE_INT, MAX_TIME, parse_number
 from ..errors import bad_request
+from ..scrubbing import scrubber
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
@@ -47,6 +50,7 @@ class LogQuery:
     after_id: int | None = None  # records with a larger id (paging, live follow)
     limit: int = DEFAULT_LIMIT
     tail: int | None = None  # the last N matching records instead of the first
+    without_jobs: bool = False  # leave out the records of jobs (for readers of no job)
 
 
 def query_logs(conn: sqlite3.Connection, query: LogQuery) -> list[dict[str, Any]]:
@@ -56,6 +60,8 @@ def query_logs(conn: sqlite3.Connection, query: LogQuery) -> list[dict[str, Any]
     if query.job_id is not None:
         where.append("job_id = ?")
         params.append(query.job_id)
+    if query.without_jobs:
+        where.append("job_id IS NULL")
     if query.level is not None:
         where.append("levelno >= ?")
         params.append(LEVELS[query.level.lower()])
@@ -84,7 +90,7 @@ def query_logs(conn: sqlite3.Connection, query: LogQuery) -> list[dict[str, Any]
         rows = conn.execute(sql, (*params, query.limit)).fetchall()
     return [
         {"id": r[0], "ts": r[1], "level": r[2], "source": r[3],
-         "message": collapse_cr(r[4]), "job_id": r[5]}
+         "message": scrubber.scrub_text(collapse_cr(r[4])), "job_id": r[5]}
         for r in rows
     ]
 
@@ -103,38 +109,29 @@ def query_from_args(get: Callable[[str], str | None] | Mapping[str, str], *,
     """
     arg = get.get if isinstance(get, Mapping) else get
 
-    def number(name: str, kind: type, low: float | None = None) -> Any:
-        raw = arg(name)
-        if raw in (None, ""):
-            return None
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise bad_request(f"{name} must be a number", "invalid_parameter") from None
-        if low is not None and value < low:
-            raise bad_request(f"{name} must be at least {low:g}", "invalid_parameter")
-        return value
+    def number(name: str, kind: type, low: float, high: float) -> Any:
+        return parse_number(name, arg(name), kind, low=low, high=high)
 
     level = arg("level") or None
     if level is not None and level.lower() not in LEVELS:
         raise bad_request(f"level must be one of {', '.join(sorted(LEVELS))}",
                           "invalid_parameter")
-    limit = number("limit", int, 1)
-    tail = number("tail", int, 1)
+    limit = number("limit", int, 1, MAX_LIMIT)
+    tail = number("tail", int, 1, MAX_LIMIT)
     fields = {
         "job_id": job_id if job_id is not None else (arg("job") or None),
         "level": level,
         "source": arg("source") or None,
-        "since": number("since", float),
-        "until": number("until", float),
+        "since": number("since", float, -MAX_TIME, MAX_TIME),
+        "until": number("until", float, -MAX_TIME, MAX_TIME),
         "q": arg("q") or None,
-        "after_id": number("after_id", int, 0),
-        "limit": min(limit or DEFAULT_LIMIT, MAX_LIMIT),
-        "tail": None if tail is None else min(tail, MAX_LIMIT),
+        "after_id": number("after_id", int, 0, MAX_SAFE_INT),
+        "limit": limit or DEFAULT_LIMIT,
+        "tail": tail,
     }
     return LogQuery(**fields)
 
 
 def describe(query: LogQuery) -> dict[str, Any]:
     """The filters as JSON (echoed in responses)."""
-    return {k: v for k, v in asdict(query).items() if v is not None}
+    return {k: v for k, v in asdict(query).items() if v is not None and v is not False}

@@ -19,6 +19,8 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..logs.text import printable
+
 log = logging.getLogger("notebench.jobs")
 
 _ASSET = re.compile(r"\basset:\s*([A-Za-z_][\w-]*)")
@@ -123,7 +125,7 @@ def _papermill_help(nb: dict[str, Any], source: str) -> dict[str, str]:
         translator = papermill_translators.find_translator(kernel, language)
         found = translator.inspect(_CellView(source))
     except Exception as exc:  # papermill's inspection is advisory here
-        log.debug("papermill could not inspect the parameters cell: %s", exc)
+        log.debug("papermill could not inspect the parameters cell: %s", printable(exc))
         return {}
     return {p.name: p.help for p in found}
 

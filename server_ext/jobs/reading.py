@@ -3,7 +3,7 @@ artifacts and checkpoints.
 
 ``ReadingMixin`` is part of ``JobService``. Each method but ``checkpoints`` (an internal
 read) first checks that the job exists (404 otherwise); files are read on threads, rows on
-the store's reader threads.
+the store's reader threads. Known secrets are scrubbed from what is served.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import ApiError, not_found
+from ..scrubbing import scrubber
 from . import artifacts as files
 from . import store as jobstore
 from .jobdir import OUTPUT
@@ -82,7 +83,7 @@ class ReadingMixin:
         row = await self.get_row(job_id)
         path = Path(row["job_dir"]) / OUTPUT
         for _attempt in range(5):
-            data = await asyncio.to_thread(_read_if_exists, path)
+            data = await asyncio.to_thread(_read_scrubbed, path)
             if data is None:
                 raise not_found(f"job {job_id} has no output notebook yet", "no_output")
             if _is_json(data):
@@ -98,15 +99,18 @@ class ReadingMixin:
 
     async def artifact_file(self: Any, job_id: str, relative: str) -> Path:
         row = await self.get_row(job_id)
-        return await asyncio.to_thread(files.safe_file, Path(row["job_dir"]), relative)
+        job_dir = Path(row["job_dir"])
+        path = await asyncio.to_thread(files.safe_file, job_dir, relative)
+        return await asyncio.to_thread(files.served_file, job_dir, path)
 
     async def checkpoints(self: Any, job_id: str) -> list[dict[str, Any]]:
         return await self.store.read(lambda conn: jobstore.checkpoints(conn, job_id))
 
 
-def _read_if_exists(path: Path) -> bytes | None:
+def _read_scrubbed(path: Path) -> bytes | None:
+    """The file's bytes with known secrets scrubbed, or None when it does not exist."""
     try:
-        return path.read_bytes()
+        return scrubber.scrub_bytes(path.read_bytes())
     except FileNotFoundError:
         return None
 

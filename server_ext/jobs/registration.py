@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ApiError
+from ..logs.text import printable
 from . import states
 from .artifacts import safe_file
 from .jobdir import MANIFEST, METRICS_CSV, OUTPUT, PAPERMILL_LOG, read_json
@@ -38,7 +39,7 @@ async def register_outputs(assets: Any, row: dict[str, Any],
         src = await asyncio.to_thread(safe_file, job_dir, str(model.get("path")))
     except ApiError:
         log.warning("job %s: the manifest's model %s is not in its directory", job_id,
-                    model.get("path"))
+                    printable(model.get("path")))
         return None
     metrics = model.get("metrics") or row["final_metrics"] or {}
     metadata = {"job_id": job_id, "parameters": row["resolved"],

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..scrubbing import SECRET_ENV_NAMES
 from .jobdir import JOB_JSON, NOTEBOOK, OUTPUT
 
 STOP_EXCEPTION = "StopTraining"
@@ -37,6 +38,8 @@ def _install_sigterm(recorder: Any) -> None:
 
 
 def run(job_dir: Path) -> int:
+    for name in SECRET_ENV_NAMES:  # the kernel inherits this environment: no credentials
+        os.environ.pop(name, None)
     job = json.loads((job_dir / JOB_JSON).read_text())
     # jsonschema (through nbformat) imports rfc3987_syntax when present, which builds a
     # grammar for about 4 s on a small machine; nbformat never validates IRIs, so a

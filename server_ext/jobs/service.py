@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from traitlets import Float, Instance, Int, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import ApiError, bad_request, conflict, not_found
+from ..logs.text import printable
 from . import states
 from . import store as jobstore
 from .compare import SeriesCache
@@ -422,7 +424,11 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         packages = await self._package_list()
         await asyncio.to_thread(write_job_dir, job_dir, source.data, packages,
                                 self._job_json(row))
-        await self.store.write(lambda conn: jobstore.insert_job(conn, row))
+        try:
+            await self.store.write(lambda conn: jobstore.insert_job(conn, row))
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, job_dir, True)  # no orphaned directory
+            raise
         job = await self.get_job(job_id)
         self._publish_state(job, None)
         self._lifecycle(logging.INFO, job_id, f"job {job_id} ({name}) queued")
@@ -636,8 +642,9 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         self.bus.publish(job_topic(job["id"]), "state", data)
 
     def _lifecycle(self, level: int, job_id: str, message: str) -> None:
+        """One lifecycle record: one line (names and reasons in it are user text)."""
         if self.logs.writable:
-            self.logs.append(level, LIFECYCLE_SOURCE, message, job_id=job_id)
+            self.logs.append(level, LIFECYCLE_SOURCE, printable(message), job_id=job_id)
 
     def _require_writable(self) -> None:
         if self.workspace.read_only:

@@ -11,6 +11,9 @@ from typing import Any
 from ..errors import bad_request
 from .jobdir import ENVIRONMENT, JOB_JSON, NOTEBOOK, write_json_atomic
 
+#: the range of a job's ``priority`` (what the store's integers and the queue sort take)
+MAX_PRIORITY = 1_000_000
+
 
 def submission_options(body: dict[str, Any], default_timeout: float) -> dict[str, Any]:
     """The submission options of a request body, checked (400 on a bad one)."""
@@ -21,9 +24,10 @@ def submission_options(body: dict[str, Any], default_timeout: float) -> dict[str
     if not isinstance(resources, dict):
         raise bad_request("'resources' must be an object", "invalid_resources")
     priority = body.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise bad_request("'priority' must be an integer (higher runs first)",
-                          "invalid_request")
+    if not isinstance(priority, int) or isinstance(priority, bool) or not (
+            -MAX_PRIORITY <= priority <= MAX_PRIORITY):
+        raise bad_request(f"'priority' must be an integer between {-MAX_PRIORITY} and "
+                          f"{MAX_PRIORITY} (higher runs first)", "invalid_request")
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise bad_request("'name' must be a non-empty string of at most 200 characters",

@@ -4,10 +4,11 @@ One thread reads, off the event loop, from the byte offset last stored for each 
 ``events.jsonl`` (metrics, checkpoints, the kernel's stop), ``runner.jsonl`` (processes,
 cell progress, the failing cell, the outcome) and ``papermill.log`` (kernel output and
 papermill's cell log, into the one log store with carriage-return progress lines
-collapsed). Only complete lines are consumed. What a read finds is written in one store
-transaction together with the new offsets, so after a crash the next server re-reads
-exactly what was not stored: no metric is lost or stored twice. Events are published
-after the write is queued (metric points batched, one event per read).
+collapsed). Only complete lines are consumed, known secret values scrubbed (see
+``scrubbing``). What a read finds is written in one store transaction together with the
+new offsets, so after a crash the next server re-reads exactly what was not stored: no
+metric is lost or stored twice. Events are published after the write is queued (metric
+points batched, one event per read).
 
 The same thread discovers interactive runs: a new ``r-*`` directory with a ``run.json``
 under the runs directory is handed to the service to register.
@@ -27,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from ..scrubbing import scrubber
 from . import store as jobstore
 from .jobdir import EVENTS, PAPERMILL_LOG, RUN_JSON, RUNNER, is_job_id, read_json
 from .logquery import collapse_cr
@@ -248,9 +250,10 @@ class Tailer:
                 cut = data.rfind(b"\r")
                 if cut > 0:
                     return [], offset + cut
-                return [data], offset + len(data)
+                return [scrubber.scrub_bytes(data)], offset + len(data)
             return [], offset
-        return data[:end].split(b"\n"), offset + end + 1
+        # known secrets never reach the store, the bus or a job's row
+        return scrubber.scrub_bytes(data[:end]).split(b"\n"), offset + end + 1
 
     def _events(self, f: Followed, lines: list[bytes], found: _Batch) -> None:
         for line in lines:

@@ -15,6 +15,9 @@ from ..events.bus import EventBus
 from ..store import Store
 
 LOGS_TOPIC = "logs"
+#: streaming the topic needs read on these areas: it is monitoring's log view, and its
+#: records include jobs' output and lifecycle (``job_id`` set), which are jobs' data
+LOGS_TOPIC_AREAS = ("monitoring", "jobs")
 LOGGER_NAME = "notebench"
 # loggers whose records must not re-enter the store (they report the store itself)
 _EXCLUDED = ("notebench.store", "notebench.events")

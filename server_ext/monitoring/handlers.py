@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 
+from ..bounds import MAX_TIME
 from ..errors import bad_request
 from ..events.bus import Event
 from ..events.sse import EventStreamHandler
@@ -17,6 +20,7 @@ from .service import MONITORING_TOPIC, STREAM_TOPICS
 
 ALERT_ID = r"([0-9a-f]{16})"
 ALERT_STATES = ("pending", "firing", "resolved")
+JOBS_RESOURCE = "notebench:jobs"
 
 
 class MonitoringHandler(NotebenchHandler):
@@ -35,14 +39,28 @@ class StreamHandler(EventStreamHandler):
     """``GET monitoring/stream?topics=``: samples, alerts and log records (SSE).
 
     Samples are ephemeral (no ``id:``); alerts and logs are replayable with
-    ``Last-Event-ID``. A new connection first gets the current sample.
+    ``Last-Event-ID``. A new connection first gets the current sample. Without
+    ``?topics=`` it streams those of them the user may read (log records carry jobs'
+    output: the ``logs`` topic needs ``read`` on ``notebench:jobs`` too).
     """
 
     auth_area = "monitoring"
+    _readable: tuple[str, ...] = STREAM_TOPICS
+
+    async def get(self, *args: str) -> None:
+        readable = [topic for topic in STREAM_TOPICS if await self._may_read(topic)]
+        self._readable = tuple(readable) or STREAM_TOPICS  # none: the refusal names one
+        await super().get(*args)
+
+    async def _may_read(self, topic: str) -> bool:
+        for area in self.services.bus.topics.areas(topic) or ():
+            if not await self.is_allowed("read", f"notebench:{area}"):
+                return False
+        return True
 
     def stream_topics(self, *args: str) -> list[str]:
         raw = self.get_query_argument("topics", "")
-        topics = [t.strip() for t in raw.split(",") if t.strip()] or list(STREAM_TOPICS)
+        topics = [t.strip() for t in raw.split(",") if t.strip()] or list(self._readable)
         unknown = [t for t in topics if t not in STREAM_TOPICS]
         if unknown:
             raise bad_request(f"this stream carries {', '.join(STREAM_TOPICS)}, not "
@@ -57,18 +75,22 @@ class StreamHandler(EventStreamHandler):
 
 
 class MetricsHandler(MonitoringHandler):
-    """``GET monitoring/metrics?names=&since=&until=&step=&max_points=``: history for charts."""
+    """``GET monitoring/metrics?names=&since=&until=&step=&max_points=``: history for charts
+    (at most ``max_points`` points a series, whatever the step)."""
 
     async def get(self) -> None:
         raw_names = self.get_query_argument("names", "")
         names = [n.strip() for n in raw_names.split(",") if n.strip()] or None
-        since = self.number_arg("since")
-        until = self.number_arg("until")
+        since = self.number_arg("since", low=-MAX_TIME, high=MAX_TIME)
+        until = self.number_arg("until", low=-MAX_TIME, high=MAX_TIME)
         if since is not None and since < 0:
-            since = self._now() + since  # relative: seconds before now
+            since = max(0.0, self._now() + since)  # relative: seconds before now
         if until is not None and until < 0:
-            until = self._now() + until
-        step = self.number_arg("step", low=0.001)
+            until = max(0.0, self._now() + until)
+        step = self.number_arg("step", low=0.001, high=MAX_TIME)
+        for name, value in (("since", since), ("until", until), ("step", step)):
+            if value is not None and not math.isfinite(value):
+                raise bad_request(f"{name} must be a finite number", "invalid_parameter")
         max_points = self.number_arg("max_points", int, low=1, high=MAX_POINTS_LIMIT)
         self.write_json(await self.monitoring.metrics(names=names, since=since, until=until,
                                                       step=step, max_points=max_points))
@@ -81,10 +103,19 @@ class MetricsHandler(MonitoringHandler):
 
 
 class LogsHandler(MonitoringHandler):
-    """``GET monitoring/logs?level=&source=&job=&since=&until=&q=&after_id=&limit=&tail=``."""
+    """``GET monitoring/logs?level=&source=&job=&since=&until=&q=&after_id=&limit=&tail=``.
+
+    Jobs' records (their output and lifecycle) are jobs' data: ``?job=`` needs ``read`` on
+    ``notebench:jobs`` too, and the unfiltered listing leaves them out for a reader
+    without it (the echoed query then says ``without_jobs``).
+    """
 
     async def get(self) -> None:
         query = query_from_args(lambda name: self.get_query_argument(name, None))
+        if query.job_id is not None:
+            await self.require_permission("read", JOBS_RESOURCE)
+        elif not await self.is_allowed("read", JOBS_RESOURCE):
+            query = replace(query, without_jobs=True)
         self.write_json(await self.monitoring.query_logs(query))
 
 
@@ -99,7 +130,7 @@ class AlertsHandler(MonitoringHandler):
                 raise bad_request(f"state must be one of {', '.join(ALERT_STATES)}",
                                   "invalid_parameter")
         limit = self.number_arg("limit", int, low=1, high=1000) or 100
-        since = self.number_arg("since")
+        since = self.number_arg("since", low=-MAX_TIME, high=MAX_TIME)
         self.write_json(await self.monitoring.list_alerts(states=states, limit=limit,
                                                           since=since))
 

@@ -11,7 +11,8 @@ bucket is written at stop and merged with what the next server adds to it.
 Queries (``GET monitoring/metrics``) read the ring for recent data and, for older data,
 the widest stored buckets not wider than the step (a day at 1,000 points reads 1,440
 one-minute rows per series, not 8,640), merged onto one grid of ``step`` seconds laid by
-the same module (``aligned_grid``).
+the same module (``aligned_grid``). Whatever the range and ``step`` asked, a series has at
+most ``max_points`` points: a finer step is widened to ``span / max_points``.
 """
 
 from __future__ import annotations
@@ -178,9 +179,9 @@ class History:
         since = min(since, until)
         max_points = max(1, min(max_points or DEFAULT_MAX_POINTS, MAX_POINTS_LIMIT))
         span = max(until - since, 0.0)
-        given_step = step
-        step = max(float(step) if step else span / max_points, self.interval)
-        raw = step <= self.interval * 1.5
+        # a step finer than span / max_points would return more points than allowed
+        step = max(float(step) if step else 0.0, span / max_points, self.interval)
+        raw = step <= self.interval * 1.5 and span / self.interval < max_points
         cover_start = max(self.started_at, now - self.ring_seconds)
         use_store = self.store is not None and since < cover_start
         if use_store:
@@ -196,7 +197,7 @@ class History:
         chosen_names = set(names_matching(wanted, self.names()))
         keys = sorted({k for k in (*self.ring, *self.series_ids) if k[0] in chosen_names})
         grid = aligned_grid(since, until, step)
-        while not raw and given_step is None and grid.buckets > max_points:
+        while not raw and grid.buckets > max_points:
             step *= 1.02  # aligned buckets may add one at each end
             grid = aligned_grid(since, until, step)
         stored: dict[SeriesKey, dict[int, dict[str, Any]]] = {}
@@ -211,6 +212,7 @@ class History:
             if raw:
                 if not recent:
                     continue
+                recent = recent[-max_points:]  # a late sample may add one
                 series.append({**_describe(key), "t": [round(t, 3) for t, _ in recent],
                                "value": [v for _, v in recent]})
                 continue

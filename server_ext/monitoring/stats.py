@@ -4,7 +4,9 @@ Every request Tornado finishes passes through the application's ``log_function``
 monitoring service wraps it (``install``), so each request is counted without touching
 any handler, jupyter_server's own included. Routes are named by their URL pattern (the
 base URL left out, groups as ``{}``). Server-Sent Events streams are counted apart: their
-"latency" is how long the client stayed.
+"latency" is how long the client stayed. The key space is bounded: routes are the
+application's handler classes, and methods outside the standard ones count as ``OTHER``
+(anyone may send ``X123 /``), for these figures and for the wrapped log function's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,16 @@ from ..events.sse import EventStreamHandler
 
 #: upper bounds (seconds) of the latency histogram exported to Prometheus
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+#: methods counted by name; any other is counted as ``OTHER_METHOD``
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER_METHOD = "OTHER"
+
+
+def method_key(method: str | None) -> str:
+    """The method as counted: a standard one, or ``OTHER``."""
+    method = method or "GET"
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 class RouteStats:
@@ -74,7 +86,16 @@ class RequestStats:
             with contextlib.suppress(Exception):
                 self.record(handler)
             if original is not None:
-                original(handler)
+                request = handler.request
+                raw_method = request.method
+                if raw_method not in KNOWN_METHODS:
+                    # jupyter_server's own request metrics label the raw method: one
+                    # labelled histogram per invented method otherwise
+                    request.method = OTHER_METHOD
+                try:
+                    original(handler)
+                finally:
+                    request.method = raw_method
             else:  # Tornado's default access log (jupyter_server always sets its own)
                 status = handler.get_status()
                 method = (access_log.info if status < 400 else
@@ -98,7 +119,7 @@ class RequestStats:
     def record(self, handler: Any) -> None:
         request = handler.request
         route = self._names.get(type(handler)) or type(handler).__name__
-        key = (request.method or "GET", route)
+        key = (method_key(request.method), route)
         stats = self.routes.get(key)
         if stats is None:
             stats = self.routes[key] = RouteStats(self.window)

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import logging
 import random
+import urllib.parse
 from collections import deque
 from typing import Any
 
@@ -48,6 +49,20 @@ def payload(alert: dict[str, Any], *, external_url: str = "") -> dict[str, Any]:
             "groupLabels": {"alertname": alert["rule"]}, "commonLabels": labels,
             "commonAnnotations": entry["annotations"], "externalURL": external_url,
             "groupKey": alert["id"], "truncatedAlerts": 0}
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: its path, query and user info often hold a
+    secret (a token), so only this part of it may be logged or shown."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "(an invalid URL)"
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "(a URL)"
 
 
 class WebhookNotifier:
@@ -138,7 +153,11 @@ class WebhookNotifier:
             delay = min(self.max_backoff, self.backoff * (2 ** attempt))
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
         self.failed += 1
-        log.warning("alert webhook %s failed: %s", self.url, self.last_error)
+        log.warning("alert webhook %s failed: %s", url_origin(self.url), self.last_error)
+
+    def _redact(self, error: str) -> str:
+        """An error message without the URL (an error may quote it)."""
+        return error.replace(self.url, url_origin(self.url))
 
     async def _post(self, data: bytes) -> tuple[bool, str | None]:
         """(retry?, error or None when delivered)."""
@@ -153,11 +172,11 @@ class WebhookNotifier:
         try:
             response = await self._client.fetch(request, raise_error=False)
         except Exception as exc:  # connection refused, DNS, timeouts
-            return True, f"{type(exc).__name__}: {exc}"
+            return True, self._redact(f"{type(exc).__name__}: {exc}")
         self.last_status = response.code
         if 200 <= response.code < 300:
             return False, None
         if response.code == 599:  # Tornado's code for a timeout or a failed connection
-            return True, str(response.error or "no response")
+            return True, self._redact(str(response.error or "no response"))
         retry = response.code >= 500 or response.code == 429
         return retry, f"HTTP {response.code}"

@@ -55,7 +55,7 @@ def test_python_dash_m_help() -> None:
 
 def test_serve_command_defaults(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cmd = cli.build_serve_command(cli.parse_args(["serve"]), is_root=False)
+    cmd = cli.build_serve_command(cli.parse_args(["serve"]))
     assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
     assert f"--ServerApp.root_dir={tmp_path}" in cmd
     assert "--LabApp.default_url=/lab/tree/notebench" in cmd
@@ -77,26 +77,27 @@ def test_serve_command_options_and_extra_args(tmp_path) -> None:
             "--debug",
         ]
     )
-    cmd = cli.build_serve_command(args, is_root=True)
+    cmd = cli.build_serve_command(args)
     assert "--port=8123" in cmd
     assert "--no-browser" in cmd
-    assert "--allow-root" in cmd
     assert f"--ServerApp.root_dir={tmp_path / 'root'}" in cmd
     assert cmd[-2:] == ["--ServerApp.ip=0.0.0.0", "--debug"]  # passed through, last
 
 
-def test_serve_allow_root_not_duplicated_and_relative_root(tmp_path, monkeypatch) -> None:
+def test_serve_allow_root_given_passes_once_and_relative_root(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args = cli.parse_args(["serve", "--root-dir", "sub", "--", "--allow-root"])
-    cmd = cli.build_serve_command(args, is_root=True)
+    monkeypatch.setattr(os, "geteuid", lambda: 0, raising=False)
+    args = cli.parse_args(["serve", "--root-dir", "sub", "--allow-root"])
+    cmd = cli.build_serve_command(args)
     assert cmd.count("--allow-root") == 1
     assert f"--ServerApp.root_dir={tmp_path / 'sub'}" in cmd
 
 
-def test_serve_allow_root_follows_euid(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_never_adds_allow_root_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running a server as root is the user's decision: even as root, no --allow-root."""
     args = cli.parse_args(["serve"])
     monkeypatch.setattr(os, "geteuid", lambda: 0, raising=False)
-    assert "--allow-root" in cli.build_serve_command(args)
+    assert "--allow-root" not in cli.build_serve_command(args)
     monkeypatch.setattr(os, "geteuid", lambda: 1000, raising=False)
     assert "--allow-root" not in cli.build_serve_command(args)
 

@@ -54,12 +54,32 @@ def test_explicit_url_wins_over_environment(tmp_path: Path) -> None:
     assert info == ServerInfo("http://h:2/base/", "tok", "explicit", None)
 
 
-def test_explicit_url_token_from_env_then_hub() -> None:
-    env = {"NOTEBENCH_SERVER_TOKEN": "envtok", "JUPYTERHUB_API_TOKEN": "hub"}
-    assert discover_server("h:3", environ=env).token == "envtok"
-    info = discover_server("h:3", environ={"JUPYTERHUB_API_TOKEN": "hub"})
+def test_explicit_url_token_from_env_then_hub_for_the_same_server(tmp_path: Path) -> None:
+    env = {"NOTEBENCH_SERVER_URL": "http://h:3/", "NOTEBENCH_SERVER_TOKEN": "envtok",
+           "JUPYTERHUB_API_TOKEN": "hub"}
+    assert discover_server("h:3", environ=env, runtime_dir=tmp_path).token == "envtok"
+    env = {"NOTEBENCH_SERVER_URL": "http://h:3/", "JUPYTERHUB_API_TOKEN": "hub"}
+    info = discover_server("h:3", environ=env, runtime_dir=tmp_path)
     assert (info.url, info.token, info.source) == ("http://h:3/", "hub", "explicit")
-    assert discover_server("http://h:3/", environ={}).token == ""
+    assert discover_server("http://h:3/", environ={}, runtime_dir=tmp_path).token == ""
+
+
+def test_explicit_url_of_another_server_gets_no_discovered_token(tmp_path: Path) -> None:
+    # the environment's and the hub's tokens belong to the environment's server only
+    env = {"NOTEBENCH_SERVER_URL": "http://127.0.0.1:8888/base/",
+           "NOTEBENCH_SERVER_TOKEN": "envtok", "JUPYTERHUB_API_TOKEN": "hub"}
+    for other in ("http://elsewhere:8888/base/", "http://127.0.0.1:8889/base/",
+                  "https://127.0.0.1:8888/base/", "http://127.0.0.1:8888/other/",
+                  "http://127.0.0.1:8888/", "http://127.0.0.1:8888@evil/base/"):
+        assert discover_server(other, environ=env, runtime_dir=tmp_path).token == "", other
+    for same in ("127.0.0.1:8888/base", "http://localhost:8888/base/",
+                 "HTTP://127.0.0.1:8888/base"):
+        assert discover_server(same, environ=env, runtime_dir=tmp_path).token == "envtok"
+    # without a server of their own, tokens of the environment go nowhere
+    loose = {"NOTEBENCH_SERVER_TOKEN": "envtok", "JUPYTERHUB_API_TOKEN": "hub"}
+    assert discover_server("h:3", environ=loose, runtime_dir=tmp_path, ppid=NO_PID).token == ""
+    # an explicit token goes wherever it is sent
+    assert discover_server("http://elsewhere/", "mine", environ=env).token == "mine"
 
 
 def test_environment_before_runtime_file(tmp_path: Path) -> None:
@@ -128,6 +148,70 @@ def test_not_found_says_what_was_tried(tmp_path: Path) -> None:
     assert "NOTEBENCH_SERVER_URL" in msg
     assert str(tmp_path) in msg
     assert isinstance(err.value, RuntimeError)
+
+
+def test_runtime_file_token_only_for_its_server(tmp_path: Path) -> None:
+    write_runtime(tmp_path, 4242)
+    same = discover_server("http://localhost:8899/a@b", environ={}, runtime_dir=tmp_path,
+                           ppid=4242)
+    assert same.token == "filetoken"
+    other = discover_server("http://evil:8899/a%40b/", environ={}, runtime_dir=tmp_path,
+                            ppid=4242)
+    assert other.token == ""
+
+
+def test_interactive_kernel_takes_the_token_of_its_servers_runtime_file(tmp_path: Path) -> None:
+    # the extension puts only the URL into a kernel's environment, not its token
+    write_runtime(tmp_path, 4242)
+    env = {"NOTEBENCH_SERVER_URL": "http://127.0.0.1:8899/a%40b/"}
+    info = discover_server(environ=env, runtime_dir=tmp_path, ppid=4242)
+    assert (info.url, info.token, info.source) == (
+        "http://127.0.0.1:8899/a%40b/", "filetoken", "environment")
+    # a server bound to every interface: its URL names the host, the file's too
+    write_runtime(tmp_path, 4242, url="http://myhost:9000/", hostname="0.0.0.0", port=9000)
+    env = {"NOTEBENCH_SERVER_URL": "http://myhost:9000/"}
+    assert discover_server(environ=env, runtime_dir=tmp_path, ppid=4242).token == "filetoken"
+    # the runtime file of another server lends its token to nobody
+    env = {"NOTEBENCH_SERVER_URL": "http://127.0.0.1:7000/"}
+    assert discover_server(environ=env, runtime_dir=tmp_path, ppid=4242).token == ""
+
+
+def job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"NOTEBENCH_JOB_DIR": str(tmp_path / "job"), **extra}
+
+
+def test_job_never_reads_the_servers_runtime_file_and_uses_the_token_it_is_given(
+        tmp_path: Path) -> None:
+    write_runtime(tmp_path, 4242)  # the server's file, with the owner's token
+    env = job_env(tmp_path, NOTEBENCH_SERVER_URL="http://localhost:8899/a%40b/")
+    with pytest.raises(ServerNotFound) as err:
+        discover_server(environ=env, runtime_dir=tmp_path, ppid=4242)
+    assert "token=" in str(err.value) and "NOTEBENCH_SERVER_TOKEN" in str(err.value)
+    with pytest.raises(ServerNotFound, match="runtime file is not read"):
+        discover_server(environ=job_env(tmp_path), runtime_dir=tmp_path, ppid=4242)
+    # an explicit URL of the same server: no token either
+    explicit = discover_server("http://localhost:8899/a%40b/", environ=env,
+                               runtime_dir=tmp_path, ppid=4242)
+    assert explicit.token == ""
+    # what the job is given explicitly it uses
+    info = discover_server(token="mine", environ=env, runtime_dir=tmp_path, ppid=4242)
+    assert (info.url, info.token, info.source) == (
+        "http://localhost:8899/a%40b/", "mine", "environment")
+    env["NOTEBENCH_SERVER_TOKEN"] = "viewer"  # set in the job by its notebook
+    assert discover_server(environ=env, runtime_dir=tmp_path, ppid=4242).token == "viewer"
+    # a server without authentication: an empty token, given explicitly
+    assert discover_server(token="", environ=job_env(
+        tmp_path, NOTEBENCH_SERVER_URL="http://h:1/"), runtime_dir=tmp_path).token == ""
+
+
+def test_same_server() -> None:
+    from notebench.discovery import same_server
+
+    assert same_server("http://localhost:80/", "127.0.0.1")
+    assert same_server("https://h/b%40c", "https://H:443/b@c/")
+    assert not same_server("http://h:1/", "https://h:1/")
+    assert not same_server("http://h:1/a/", "http://h:1/a/b/")
+    assert not same_server("http://h:1/", "http://h:x/")
 
 
 def test_client_urls() -> None:
@@ -240,6 +324,7 @@ class FakeApi(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         prefix = "/base/notebench/api/"
+        self.server.authorizations.append(self.headers.get("Authorization"))
         if self.headers.get("Authorization") != "token sekret":
             return self._json(403, {"message": "Forbidden", "reason": None})
         path, _, query = self.path.partition("?")
@@ -302,6 +387,7 @@ class FakeServer(ThreadingHTTPServer):
         self.mode = mode
         self.lock = threading.Lock()
         self.connections: list[tuple[str | None, str]] = []
+        self.authorizations: list[str | None] = []
 
     def stop(self) -> None:
         self.shutdown()
@@ -410,3 +496,21 @@ def test_unreachable_server_raises_connection_error() -> None:
         c.info()
     with pytest.raises(ConnectionError):
         next(c.stream("logs"))
+
+
+def test_client_sends_a_discovered_token_only_to_its_server(
+        fake_server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = fake_server.server_address[1]
+    monkeypatch.setenv("NOTEBENCH_SERVER_URL", f"http://127.0.0.1:{port}/base/")
+    monkeypatch.setenv("NOTEBENCH_SERVER_TOKEN", "sekret")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hubsekret")
+    monkeypatch.delenv("NOTEBENCH_JOB_DIR", raising=False)
+    assert Client(timeout=5).info()["name"] == "notebench"  # its own server: the token
+    assert fake_server.authorizations == ["token sekret"]
+    # the same server under another local name is still its server
+    assert Client(f"http://localhost:{port}/base", timeout=5).info()["name"] == "notebench"
+    # another server (here: another base path of the same port) gets no token at all
+    with pytest.raises(ApiError) as err:
+        Client(f"http://127.0.0.1:{port}/other/", timeout=5).info()
+    assert err.value.status == 403
+    assert fake_server.authorizations[-1] is None

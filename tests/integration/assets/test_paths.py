@@ -165,7 +165,9 @@ async def test_upload_payloads(send, sentinel, workspace, download):
                 assert got.body == content, what
                 send.accepted.append(asset)
             else:
-                assert response.code in (*REFUSED, 409), f"{what}: {response.code}"
+                # a name longer than a part's header limit is refused before it is read
+                too_long = (413,) if way == "field" else ()
+                assert response.code in (*REFUSED, 409, *too_long), f"{what}: {response.code}"
     assert sentinel("artifacts") == before
     assert len(send.accepted) > 20  # legal names are accepted, not all refused
     assert temp_files(workspace) == []

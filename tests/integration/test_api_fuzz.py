@@ -70,7 +70,7 @@ def load_schema(server: ServerProcess) -> schemathesis.BaseSchema:
 
 
 @pytest.mark.timeout(600)
-def test_api_fuzz(fuzz_server: ServerProcess) -> None:
+def test_api_fuzz(fuzz_server: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     """Every operation, valid and invalid input: only documented answers, never a 5xx."""
     schema = load_schema(fuzz_server)
     cases: Counter[str] = Counter()
@@ -96,7 +96,8 @@ def test_api_fuzz(fuzz_server: ServerProcess) -> None:
             failures.append(f"{operation.label}: " + "".join(traceback.format_exception_only(exc)))
     summary = (f"api fuzz: {len(cases)} operations, {sum(cases.values())} cases, "
                f"{time.monotonic() - started:.0f}s, {len(failures)} failing operations")
-    print(summary)
+    with capsys.disabled():  # the figures belong in every run's output, CI's too
+        print(f"\n{summary}")
     assert not failures, summary + "\n\n" + "\n\n".join(failures)
     assert len(cases) >= MIN_OPERATIONS, summary
 

@@ -3,26 +3,57 @@
 The server names a papermill job's directory in ``NOTEBENCH_JOB_DIR``; ``start_run()``
 makes an interactive run's directory the current one for this process. Outside both,
 files that must go to disk (checkpoints, the final model) go to ``./notebench-output/``.
-See docs/job-directory.md for the protocol.
+The protocol itself (names, durable writes) is ``notebench.jobprotocol``; see
+docs/job-directory.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
-JOB_ID_ENV = "NOTEBENCH_JOB_ID"
-JOB_DIR_ENV = "NOTEBENCH_JOB_DIR"
-RESUME_ENV = "NOTEBENCH_RESUME_FROM"
-RUNS_DIR_ENV = "NOTEBENCH_RUNS_DIR"
+# the protocol's names, re-exported for the kernel's modules
+from .jobprotocol import (
+    CHECKPOINT_INDEX,
+    CHECKPOINTS_DIR,
+    CONTROL_FILE,
+    EVENTS_FILE,
+    JOB_DIR_ENV,
+    JOB_ID_ENV,
+    MANIFEST_FILE,
+    RESUME_ENV,
+    RUNS_DIR_ENV,
+    fsync_dir,
+    write_atomic,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "CHECKPOINT_INDEX",
+    "CONTROL_FILE",
+    "EVENTS_FILE",
+    "JOB_DIR_ENV",
+    "JOB_ID_ENV",
+    "LOCAL_DIR_NAME",
+    "MANIFEST_FILE",
+    "RESUME_ENV",
+    "RUNS_DIR_ENV",
+    "fsync_dir",
+    "in_papermill_job",
+    "job_dir",
+    "job_dir_text",
+    "job_id",
+    "output_dir",
+    "resume_from",
+    "set_active_run",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
+
 LOCAL_DIR_NAME = "notebench-output"
-
-EVENTS_FILE = "events.jsonl"
-CONTROL_FILE = "control.json"
-MANIFEST_FILE = "manifest.json"
-CHECKPOINTS_DIR = "checkpoints"
 
 # (id, directory) of the interactive run started in this process, if any
 _run: tuple[str, Path] | None = None
@@ -72,34 +103,3 @@ def resume_from() -> Path | None:
     """The checkpoint a restarted job resumes from (``NOTEBENCH_RESUME_FROM``)."""
     value = os.environ.get(RESUME_ENV)
     return Path(value) if value else None
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable (a no-op where directories cannot sync)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """``value`` as indented JSON, written atomically."""
-    write_bytes_atomic(path, (json.dumps(value, indent=1, allow_nan=False) + "\n").encode())

@@ -19,7 +19,7 @@ import orjson
 from . import _jobdir, tracking
 
 DEFAULT_KEEP = 3
-INDEX_FILE = "index.json"
+INDEX_FILE = _jobdir.CHECKPOINT_INDEX
 MODES = ("min", "max")
 
 
@@ -111,18 +111,7 @@ def _manager() -> _Manager:
 def _save_atomic(state: Any, path: Path) -> None:
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _jobdir.fsync_dir(path.parent)
+    _jobdir.write_atomic(path, lambda handle: torch.save(state, handle))
 
 
 def checkpoint(state: Any, name: str | None = None, *, epoch: int | None = None,

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .client import ApiError, Client
+from .jobprotocol import SUCCEEDED, TERMINAL
 
 __all__ = ["Job", "Sweep", "compare", "get", "list", "metrics", "submit", "sweep"]
 
-TERMINAL = ("succeeded", "failed", "stopped", "cancelled")
 _OPTIONS = ("name", "tags", "priority", "resources", "timeout", "kernel_name")
 
 _client: Client | None = None
@@ -155,7 +155,7 @@ class Job:
         info = self.data.get("progress") or {}
         total, done, unit = info.get("total_steps"), info.get("step"), "step"
         if isinstance(total, int) and total > 0:
-            done = (done + 1) if isinstance(done, int) else 0
+            done = done if isinstance(done, int) else 0  # ``step`` counts the steps done
         else:
             total, unit = info.get("cells"), "cell"
             cell = info.get("cell")
@@ -166,7 +166,7 @@ class Job:
                 bar.close()
             bar = tqdm(total=total or None, desc=self.name, unit=unit, leave=True)
         if self.done and total:
-            done = total if self.state == "succeeded" else done
+            done = total if self.state == SUCCEEDED else done
         bar.n = min(done or 0, total or (done or 0))
         postfix = {"state": self.state}
         eta = info.get("eta_seconds")

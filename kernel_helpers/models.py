@@ -109,7 +109,7 @@ def _file_in_job_dir(job_dir: Path, which: str) -> Path | None:
             return twin if twin.is_file() else named
         if found:
             return found[0]
-    index = _checkpoint_index(lambda: (job_dir / _jobdir.CHECKPOINTS_DIR / "index.json"
+    index = _checkpoint_index(lambda: (job_dir / _jobdir.CHECKPOINTS_DIR / _jobdir.CHECKPOINT_INDEX
                                        ).read_bytes())
     name = _pick_checkpoint(index, which)
     if name is None:
@@ -155,7 +155,7 @@ def _from_server(source: str, which: str, client: Any, tmp: Path) -> Path:
             wanted = (safetensors[0] if safetensors else model_path if model_path in files
                       else models[0] if models else None)
         if wanted is None:
-            index_path = f"{_jobdir.CHECKPOINTS_DIR}/index.json"
+            index_path = f"{_jobdir.CHECKPOINTS_DIR}/{_jobdir.CHECKPOINT_INDEX}"
             index = _checkpoint_index(lambda: c.get(
                 f"lifecycle/artifacts/{source}/{index_path}")) if index_path in files else {}
             name = _pick_checkpoint(index, which)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import math
 import os
-import secrets
 import sys
 import time
 import warnings
@@ -29,6 +28,7 @@ from typing import Any
 import orjson
 
 from . import _jobdir
+from .jobprotocol import RUN_JSON, decode_number, encode_number, new_job_id
 
 FLUSH_INTERVAL = 0.05  # seconds between writes while report() is called often
 MEMORY_POINTS = 100_000  # points kept outside any job or run (the latest ones)
@@ -123,11 +123,8 @@ _hooks_installed = False
 def _tag(value: float) -> Any:
     """A JSON-safe form of a number: non-finite floats become ``{"nonfinite": ...}``."""
     if value.__class__ is float or isinstance(value, float):
-        if value != value:
-            return {"nonfinite": "nan"}
-        if value in (math.inf, -math.inf):
-            return {"nonfinite": "inf" if value > 0 else "-inf"}
-    elif not -_INT_LIMIT <= value < _INT_LIMIT:
+        return encode_number(value)
+    if not -_INT_LIMIT <= value < _INT_LIMIT:
         return float(value)
     return value
 
@@ -297,12 +294,6 @@ def tag_nonfinite(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _tag(_number(name, value)) for name, value in values.items()}
 
 
-def _untag(value: Any) -> Any:
-    if isinstance(value, dict) and "nonfinite" in value:
-        return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[value["nonfinite"]]
-    return value
-
-
 def history() -> list[dict[str, Any]]:
     """The metric points of the current job or run (read back), else those kept in memory.
 
@@ -320,7 +311,7 @@ def history() -> list[dict[str, Any]]:
                 break
             event = orjson.loads(raw)
             if event.get("kind") == "metrics":
-                metrics = {k: _untag(v) for k, v in event["metrics"].items()}
+                metrics = {k: decode_number(v) for k, v in event["metrics"].items()}
                 points.append({"t": event["t"], "step": event["step"],
                                "total_steps": event["total_steps"], "metrics": metrics})
     return points
@@ -397,10 +388,10 @@ def start_run(name: str | None = None, *, runs_dir: str | Path | None = None) ->
                       "metrics stay in memory, see notebench.tracking.history()", stacklevel=2)
         _active = Run(None, name, None)
         return _active
-    run_id = "r-" + secrets.token_hex(6)
+    run_id = new_job_id("interactive")
     directory = Path(root) / run_id
     directory.mkdir(parents=True)
-    _jobdir.write_json_atomic(directory / "run.json", {
+    _jobdir.write_json_atomic(directory / RUN_JSON, {
         "id": run_id, "name": name, "kind": "interactive", "pid": os.getpid(),
         "started": time.time()})
     _reset()

@@ -12,11 +12,17 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
+from notebench.jobprotocol import RUNS_DIR_ENV
+
+from .assets.registry import NotebenchAssetRegistry
 from .capability import load_capabilities
+from .config_names import warn_renamed_sections
 from .events.bus import EventBus
 from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
-from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogStore, StoreLogHandler
+from .jobs.service import NotebenchJobService
+from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogRouting, LogStore
+from .monitoring.service import NotebenchMonitoringService
 from .scrubbing import scrubber
 from .services import Services
 from .store import Store
@@ -50,6 +56,9 @@ class NotebenchApp(ExtensionApp):
 
     name = "notebench"
     load_other_extensions = True
+    # the capabilities' configurables: listed in --help-all and --generate-config
+    classes = [*ExtensionApp.classes, NotebenchAssetRegistry, NotebenchJobService,
+               NotebenchMonitoringService]
 
     workspace_dir = Unicode(
         "",
@@ -120,11 +129,9 @@ class NotebenchApp(ExtensionApp):
         8 * 3600.0, min=1.0,
         help="Seconds a Voila page's viewer token lasts (a page open longer must be reloaded).",
     ).tag(config=True)
-    test_hooks = Bool(
-        False, help="Serve the routes tests and benchmarks drive (never in production)."
-    ).tag(config=True)
 
     services: Services | None = None
+    _log_routing: LogRouting | None = None
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -140,6 +147,9 @@ class NotebenchApp(ExtensionApp):
         return Path(self.serverapp.root_dir).expanduser().resolve() / "notebench"
 
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        self._log_routing = LogRouting(self.serverapp.log, self.serverapp.log_level)
+        self._log_routing.open()
         capabilities = load_capabilities()
         workspace = Workspace(self.workspace_path())
         workspace.prepare(journal_mode=self.sqlite_journal_mode)
@@ -155,10 +165,8 @@ class NotebenchApp(ExtensionApp):
         self.services = Services(self, workspace, store, bus, logs)
         for capability in capabilities:
             self.services.add(capability)
-        self._log_handler = StoreLogHandler(logs)
-        logger = logging.getLogger(LOGGER_NAME)
-        logger.setLevel(logging.INFO)
-        logger.addHandler(self._log_handler)
+        self._log_routing.feed_store(logs)
+        warn_renamed_sections(self.config, log)
         self.settings["notebench_services"] = self.services
 
     def initialize_handlers(self) -> None:
@@ -169,13 +177,9 @@ class NotebenchApp(ExtensionApp):
         ]
         for capability in self.services.capabilities if self.services else []:
             routes.extend(capability.routes())
-        if self.test_hooks:
-            from .testing import test_routes
-
-            routes.extend(test_routes())
         self.handlers.extend((API_PREFIX + pattern, handler) for pattern, handler in routes)
         monitoring = self.services.monitoring if self.services else None
-        self.handlers.extend(monitoring.app_routes(API_PREFIX) if monitoring else [])
+        self.handlers.extend(monitoring.app_routes() if monitoring else [])
         self.handlers.append((API_PREFIX + r"(.*)", NotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -191,7 +195,7 @@ class NotebenchApp(ExtensionApp):
         scrubber.add(self._server_token)
         os.environ[ENV_WORKSPACE] = str(workspace.path)
         os.environ[ENV_VOILA_ACTIONS] = "1" if self.voila_actions else "0"
-        os.environ["NOTEBENCH_RUNS_DIR"] = str(workspace.root("artifacts") / "jobs")
+        os.environ[RUNS_DIR_ENV] = str(workspace.root("artifacts") / "jobs")
         if workspace.read_only:
             log.warning("notebench: %s", workspace.read_only_reason())
             services.ready = True
@@ -214,12 +218,24 @@ class NotebenchApp(ExtensionApp):
         scrubber.discard(getattr(self, "_server_token", None))
         services = self.services
         if services is None:
+            self._close_log_routing()
             return
         await services.stop()
         services.bus.stop()
-        handler = getattr(self, "_log_handler", None)
-        if handler is not None:
-            logging.getLogger(LOGGER_NAME).removeHandler(handler)
+        if self._log_routing is not None:
+            self._log_routing.close_store()
         await asyncio.to_thread(services.store.close)
         services.workspace.release()
         self.services = None
+        self._close_log_routing()
+
+    def _close_log_routing(self) -> None:
+        """notebench's loggers as they were before this server (tests start many)."""
+        if self._log_routing is not None:
+            self._log_routing.close()
+            self._log_routing = None
+
+
+#: ``jupyter notebench``: a Jupyter server with notebench, launched as notebench's app, so
+#: ``--help-all`` and ``--generate-config`` cover notebench's configurable classes
+main = launch_new_instance = NotebenchApp.launch_instance

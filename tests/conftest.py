@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from notebench.server.clock import ManualClock
 from tests.openapi_check import validate_response
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
@@ -15,14 +16,15 @@ pytest_plugins = ("pytest_jupyter.jupyter_server",)
 @pytest.fixture
 def notebench_config() -> dict[str, Any]:
     """NotebenchApp settings of the test server (tests may override this fixture)."""
-    return {"test_hooks": True, "benchmark_quick": True, "benchmark_disk_mb": 16,
+    return {"benchmark_quick": True, "benchmark_disk_mb": 16,
             "sse_heartbeat_interval": 1.0}
 
 
 @pytest.fixture
 def jp_server_config(notebench_config: dict[str, Any]) -> dict[str, Any]:
     return {
-        "ServerApp": {"jpserver_extensions": {"notebench.server": True}},
+        "ServerApp": {"jpserver_extensions": {"notebench.server": True,
+                                              "tests.server_hooks": True}},
         "NotebenchApp": notebench_config,
     }
 
@@ -38,6 +40,15 @@ def jp_serverapp(jp_serverapp: Any, jp_asyncio_loop: Any) -> Any:
 def services(jp_serverapp: Any) -> Any:
     """The running extension's services (for assertions on its state)."""
     return jp_serverapp.web_app.settings["notebench_services"]
+
+
+@pytest.fixture
+def job_clock(services: Any) -> ManualClock:
+    """A manual clock for the active clocks (timeouts, stalls, paused time) of the jobs
+    started from now on: ``job_clock.advance(7)``, then ``await job_ticks(services.jobs)``."""
+    clock = ManualClock()
+    services.jobs.clock = clock
+    return clock
 
 
 class ApiResponse:

@@ -14,6 +14,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+#: the repository root: the server imports the test hooks (``tests.server_hooks``) from it
+ROOT = Path(__file__).resolve().parents[1]
+#: the extensions every test server enables: notebench and its test hooks
+EXTENSIONS = ("--ServerApp.jpserver_extensions="
+              "{'notebench.server': True, 'tests.server_hooks': True}")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -44,12 +50,13 @@ class ServerProcess:
             f"--port={self.port}", "--ServerApp.port_retries=0", "--ip=127.0.0.1",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
             f"--ServerApp.base_url={self.base_url}",
-            "--ServerApp.jpserver_extensions={'notebench.server': True}",
-            "--NotebenchApp.test_hooks=True", *self.extra,
+            EXTENSIONS, *self.extra,
         ]
 
     def environment(self) -> dict[str, str]:
-        return {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTEBENCH_")}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        return env
 
     def start(self, timeout: float = 60) -> ServerProcess:
         """Start the process and wait until notebench says it is ready: the server answers

@@ -19,3 +19,10 @@ async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached in {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def job_ticks(jobs: Any, count: int = 2) -> None:
+    """Wait until the job service completed ``count`` more ticks (two: a whole tick ran
+    after the call, so it saw whatever the test changed before)."""
+    start = jobs.ticks
+    await wait_for(lambda: jobs.ticks >= start + count, timeout=30)

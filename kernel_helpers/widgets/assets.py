@@ -4,7 +4,7 @@ Browser files come through ``FileUpload``, which sends a whole file as one widge
 message: Tornado caps websocket messages at 10 MiB, so files above ``UPLOAD_LIMIT``
 (8 MiB) are refused here (the JupyterLab extension and ``notebench.assets.upload``
 stream larger ones). Files already on the server's disk are imported with a file chooser
-whose sandbox is a configured import folder (``c.AssetRegistry.import_dirs``), never the
+whose sandbox is a configured import folder (``c.NotebenchAssetRegistry.import_dirs``), never the
 whole disk: whoever views a Voila page is not necessarily the machine's owner.
 """
 
@@ -147,7 +147,7 @@ class AssetsPanel(Panel):
         if not self.import_dirs or not self.actions:
             note = "" if not self.actions else \
                 "Import from the server's disk: no import folder is configured " \
-                "(c.AssetRegistry.import_dirs)."
+                "(c.NotebenchAssetRegistry.import_dirs)."
             self.import_box.children = [w.HTML(f'<div class="nb-note">{esc(note)}</div>')]
             self.chooser = None
             return

@@ -9,42 +9,40 @@ import ipywidgets as w
 from ipywidgets.widgets.widget_int import ProgressStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
+from ..jobprotocol import (
+    FAILED,
+    JOBS_TOPIC,
+    PAUSED,
+    RUNNING,
+    STATES,
+    SUCCEEDED,
+    TERMINAL,
+    decode_number,
+    job_topic,
+)
 from ..sse import Event
 from .base import Panel
 from .fmt import duration, esc, number
 from .job_detail import JobDetail
 
-__all__ = ["ACTIVE", "ActiveJobs", "job_fraction", "pick_metric"]
+__all__ = ["LIVE", "ActiveJobs", "headline_value", "job_fraction"]
 
-ACTIVE = ("queued", "running", "paused", "stopping")
-TERMINAL = ("succeeded", "failed", "stopped", "cancelled")
+#: the states of jobs not yet ended (queued ones included): listed first, followed live
+LIVE = frozenset(STATES) - TERMINAL
 COLUMNS = ("Name", "State", "Progress", "ETA", "Epoch", "Loss", "Accuracy", "Duration",
            "Artifacts")
 
 
 def job_fraction(job: dict[str, Any]) -> float:
-    """How far a job is, 0..1: steps when it reports ``total_steps``, else cells."""
-    if job.get("state") == "succeeded":
-        return 1.0
-    progress = job.get("progress") or {}
-    total, step = progress.get("total_steps"), progress.get("step")
-    if isinstance(total, int) and total > 0 and isinstance(step, int):
-        return min(1.0, (step + 1) / total)
-    cells, cell = progress.get("cells"), progress.get("cell")
-    if isinstance(cells, int) and cells > 0 and isinstance(cell, int):
-        done = cell + (progress.get("cell_state") not in (None, "running"))
-        return min(1.0, done / cells)
-    return 0.0
+    """How far a job is, 0..1: the server's ``progress.fraction`` (0 while unknown)."""
+    fraction = (job.get("progress") or {}).get("fraction")
+    return float(fraction) if isinstance(fraction, (int, float)) else 0.0
 
 
-def pick_metric(metrics: dict[str, Any], kind: str) -> Any:
-    """The value of the loss (``kind="loss"``) or accuracy (``"acc"``) among ``metrics``."""
-    names = [n for n in metrics if kind in n.lower()]
-    if not names:
-        return None
-    exact = [n for n in names if n.lower() in (kind, "accuracy" if kind == "acc" else kind)]
-    preferred = exact or sorted(names, key=lambda n: ("val" not in n.lower(), len(n)))
-    return metrics[preferred[0]]
+def headline_value(job: dict[str, Any], kind: str) -> Any:
+    """The value of the server's headline metric ``kind`` (``loss``, ``accuracy``), or None."""
+    metric = (job.get("headline") or {}).get(kind)
+    return decode_number(metric.get("value")) if isinstance(metric, dict) else None
 
 
 class _Row:
@@ -86,27 +84,27 @@ class _Row:
         self.state.value = f'<span class="nb-state nb-state-{esc(state)}">{esc(state)}</span>'
         # never backwards: cell progress gives way to step progress once steps are reported
         self.progress.value = max(self.progress.value, job_fraction(job))
-        self.progress.bar_style = {"succeeded": "success", "failed": "danger",
-                                   "paused": "warning"}.get(state, "info")
+        self.progress.bar_style = {SUCCEEDED: "success", FAILED: "danger",
+                                   PAUSED: "warning"}.get(state, "info")
         epoch = progress.get("epoch", latest.get("epoch"))
         values = {
-            "ETA": duration(progress.get("eta_seconds")) if state in ACTIVE else "-",
+            "ETA": duration(progress.get("eta_seconds")) if state in LIVE else "-",
             "Epoch": number(epoch, 6),
-            "Loss": number(pick_metric(latest, "loss")),
-            "Accuracy": number(pick_metric(latest, "acc")),
+            "Loss": number(headline_value(job, "loss")),
+            "Accuracy": number(headline_value(job, "accuracy")),
             "Duration": duration(_elapsed(job)),
             "Artifacts": str(job.get("artifact_count") or 0),
         }
         for key, widget in self.numbers.items():
             widget.value = f'<span class="nb-{key.lower()}">{esc(values[key])}</span>'
-        self.pause.layout.display = "" if actions and state == "running" else "none"
-        self.resume.layout.display = "" if actions and state == "paused" else "none"
-        self.stop.layout.display = "" if actions and state in ("running", "paused") else "none"
+        self.pause.layout.display = "" if actions and state == RUNNING else "none"
+        self.resume.layout.display = "" if actions and state == PAUSED else "none"
+        self.stop.layout.display = "" if actions and state in (RUNNING, PAUSED) else "none"
 
 
 def _elapsed(job: dict[str, Any]) -> float | None:
     seconds = job.get("duration")
-    if job.get("state") == "running" and isinstance(seconds, (int, float)):
+    if job.get("state") == RUNNING and isinstance(seconds, (int, float)):
         seen = job.get("_seen_at")
         if isinstance(seen, (int, float)):
             seconds += max(0.0, time.time() - seen)
@@ -185,10 +183,10 @@ class ActiveJobs(Panel):
 
     def feed_topics(self) -> set[str]:
         with self._lock:
-            active = {f"job:{i}" for i, j in self.jobs.items() if j.get("state") in ACTIVE}
+            active = {job_topic(i) for i, j in self.jobs.items() if j.get("state") in LIVE}
         if self.detail.job_id:
-            active.add(f"job:{self.detail.job_id}")
-        return {"jobs", *active}
+            active.add(job_topic(self.detail.job_id))
+        return {JOBS_TOPIC, *active}
 
     def on_events(self, events: list[Event]) -> None:
         topics_before = self.feed_topics()
@@ -204,9 +202,11 @@ class ActiveJobs(Panel):
                                                      **(data.get("progress") or {})}
                 elif event.event == "metrics" and job_id:
                     self.latest.setdefault(job_id, {}).update(data.get("latest") or {})
+                    if job_id in self.jobs and isinstance(data.get("headline"), dict):
+                        self.jobs[job_id]["headline"] = data["headline"]
                 elif event.event == "purged" and job_id:
                     self.jobs.pop(job_id, None)
-                if job_id and job_id == self.detail.job_id and event.topic != "jobs":
+                if job_id and job_id == self.detail.job_id and event.topic != JOBS_TOPIC:
                     detail_events.append(event)
             self._redraw()
             if detail_events:
@@ -218,8 +218,8 @@ class ActiveJobs(Panel):
 
     def visible_ids(self) -> list[str]:
         by_time = sorted(self.jobs.values(), key=lambda j: j.get("created") or 0, reverse=True)
-        active = [j["id"] for j in by_time if j.get("state") in ACTIVE and not j.get("trashed_at")]
-        ended = [j["id"] for j in by_time if j.get("state") not in ACTIVE
+        active = [j["id"] for j in by_time if j.get("state") in LIVE and not j.get("trashed_at")]
+        ended = [j["id"] for j in by_time if j.get("state") not in LIVE
                  and not j.get("trashed_at")]
         return active + ended[: self.recent]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..jobprotocol import JOBS_TOPIC
 from ..sse import Event
 from .base import Panel
 from .fmt import duration, esc, table
@@ -78,7 +79,7 @@ class QuickStart(Panel):
     # -- state in ------------------------------------------------------------------------------
 
     def feed_topics(self) -> set[str]:
-        return {"jobs"}
+        return {JOBS_TOPIC}
 
     def refresh(self) -> None:
         if self.client is None:

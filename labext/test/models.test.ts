@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { JobsModel, pickMetric, progressFraction, runLabels } from '../src/model/jobs';
+import { headlineMetric, JobsModel, progressFraction, runLabels } from '../src/model/jobs';
 import { formatBytes, formatDuration, formatMetric, textDirection } from '../src/model/format';
 import { changedValues, initialText, parseValue, recommendationValues } from '../src/model/params';
 import { groupMetrics, SeriesSet } from '../src/model/series';
@@ -59,19 +59,28 @@ describe('JobsModel', () => {
     model.dispose();
   });
 
-  it('picks loss and accuracy metrics, preferring validation ones', () => {
-    const metrics = { loss: 0.5, val_loss: 0.7, acc: 0.9, loss_scale: 3, epoch: 2 };
-    expect(pickMetric(metrics, /loss/)).toEqual({ name: 'val_loss', value: 0.7 });
-    expect(pickMetric(metrics, /acc/)).toEqual({ name: 'acc', value: 0.9 });
-    expect(pickMetric({ loss: { nonfinite: 'nan' } }, /loss/)).toBeNull();
+  it('shows the headline metrics the server chose, computing none', () => {
+    const headline = { loss: { name: 'val_loss', value: 0.7 }, accuracy: null };
+    const chosen = job('a', { latest_metrics: { loss: 0.5, val_loss: 0.7, acc: 0.9 }, headline });
+    expect(headlineMetric(chosen, 'loss')).toEqual({ name: 'val_loss', value: 0.7 });
+    expect(headlineMetric(chosen, 'accuracy')).toBeNull();
+    expect(headlineMetric(job('a', { latest_metrics: { loss: 0.5 } }), 'loss')).toBeNull();
   });
 
-  it('derives progress from steps, cells or the end state', () => {
-    expect(progressFraction(job('a', { progress: { fraction_steps: 0.25 } }))).toBe(0.25);
-    expect(progressFraction(job('a', { progress: { step: 4, total_steps: 10 } }))).toBe(0.5);
-    expect(progressFraction(job('a', { progress: { fraction_cells: 0.5 } }))).toBe(0.5);
-    expect(progressFraction(job('a', { state: 'succeeded', progress: { fraction_steps: 0.875 } }))).toBe(1);
+  it('shows the progress fraction the server derived', () => {
+    expect(progressFraction(job('a', { progress: { step: 4, total_steps: 10, fraction: 0.4 } }))).toBe(0.4);
+    expect(progressFraction(job('a', { progress: { step: 4, total_steps: 10 } }))).toBeNull();
+    expect(progressFraction(job('a', { state: 'succeeded', progress: { fraction: 1 } }))).toBe(1);
+    expect(progressFraction(job('a', { progress: { fraction: null } }))).toBeNull();
     expect(progressFraction(job('a'))).toBeNull();
+  });
+
+  it('keeps the fraction of the latest progress event', () => {
+    const model = new JobsModel(async () => null, 60_000);
+    model.reset([job('a', { progress: { step: 1, total_steps: 4, fraction: 0.25 } })]);
+    model.apply(ev('progress', { job_id: 'a', progress: { step: 2, total_steps: 4, fraction: 0.5 } }));
+    expect(progressFraction(model.get('a')!)).toBe(0.5);
+    model.dispose();
   });
 });
 

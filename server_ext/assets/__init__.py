@@ -6,18 +6,18 @@ from typing import TYPE_CHECKING
 
 from ..capability import Capability
 from .handlers import asset_routes
-from .registry import ASSETS_TOPIC, AssetRegistry
+from .registry import ASSETS_TOPIC, NotebenchAssetRegistry
 from .schema import MIGRATIONS
 
 if TYPE_CHECKING:
     from ..app import NotebenchApp
     from ..services import Services
 
-__all__ = ["CAPABILITY", "AssetRegistry"]
+__all__ = ["CAPABILITY", "NotebenchAssetRegistry"]
 
 
-def _create(app: NotebenchApp, services: Services) -> AssetRegistry:
-    return AssetRegistry(services, parent=app)
+def _create(app: NotebenchApp, services: Services) -> NotebenchAssetRegistry:
+    return NotebenchAssetRegistry(services, parent=app)
 
 
 CAPABILITY = Capability(

@@ -31,7 +31,7 @@ from .paths import check_relpath, locate, open_beneath
 from .schema import own_link
 
 if TYPE_CHECKING:
-    from .registry import AssetRegistry
+    from .registry import NotebenchAssetRegistry
 
 CHUNK = 1 << 20
 MAX_RANGES = 16
@@ -108,7 +108,7 @@ def _etag_matches(header: str | None, etag: str | None) -> bool:
     return "*" in candidates or etag in candidates
 
 
-async def plan_download(registry: AssetRegistry, asset_id: str,
+async def plan_download(registry: NotebenchAssetRegistry, asset_id: str,
                         request_headers: Mapping[str, str]) -> DownloadPlan:
     row = await registry._row(asset_id)
     if row["state"] != "present":
@@ -127,7 +127,7 @@ async def plan_download(registry: AssetRegistry, asset_id: str,
     return plan
 
 
-async def _fill(plan: DownloadPlan, registry: AssetRegistry, row: Any,
+async def _fill(plan: DownloadPlan, registry: NotebenchAssetRegistry, row: Any,
                 request_headers: Mapping[str, str]) -> None:
     assert plan.fd is not None
     st = os.fstat(plan.fd)
@@ -195,7 +195,7 @@ async def _fill(plan: DownloadPlan, registry: AssetRegistry, row: Any,
     plan.part_type = media_type
 
 
-async def _plan_folder(registry: AssetRegistry, row: Any) -> DownloadPlan:
+async def _plan_folder(registry: NotebenchAssetRegistry, row: Any) -> DownloadPlan:
     """A folder asset: the zip of its manifest's files (checked now, opened while sent)."""
     root = registry.category(row["category"]).path
     folder = PurePosixPath(row["rel_path"])
@@ -251,7 +251,7 @@ def _member_missing(path: str) -> ApiError:
     return not_found(f"a file of the folder is missing or no longer a plain file: {path}")
 
 
-def _check_member(registry: AssetRegistry, path: str, st: os.stat_result) -> None:
+def _check_member(registry: NotebenchAssetRegistry, path: str, st: os.stat_result) -> None:
     """A member must still be a regular file with no hard link the registry did not make."""
     if not stat.S_ISREG(st.st_mode):
         raise _member_missing(path)

@@ -23,7 +23,7 @@ from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
 from .multipart import MultipartStream, boundary_of
 from .paths import check_name
-from .registry import ID_PATTERN, AssetRegistry
+from .registry import ID_PATTERN, NotebenchAssetRegistry
 from .roots import Category
 from .sendfile import (
     DirectSender,
@@ -46,7 +46,7 @@ class AssetsHandler(NotebenchHandler):
     auth_area = "assets"
 
     @property
-    def assets(self) -> AssetRegistry:
+    def assets(self) -> NotebenchAssetRegistry:
         return self.services.assets
 
     def raw_argument(self, name: str) -> str | None:

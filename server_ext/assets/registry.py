@@ -1,6 +1,6 @@
-"""``AssetRegistry``: the assets capability's service (``services.assets``).
+"""``NotebenchAssetRegistry``: the assets capability's service (``services.assets``).
 
-Configured as ``c.AssetRegistry.<trait>``. It owns the categories (roots), the rows of
+Configured as ``c.NotebenchAssetRegistry.<trait>``. It owns the categories (roots), the rows of
 the store, the scanner and background hasher, the trash and the resumable uploads;
 handlers parse and call it, and the jobs capability calls ``resolve``, ``register_path``
 and ``link_into``. Blocking work (stat, hashing, copying, renames) runs in threads.
@@ -59,7 +59,7 @@ ID_PATTERN = r"[0-9a-f]{16}"
 _ID = re.compile(ID_PATTERN)
 
 
-class AssetRegistry(LoggingConfigurable):
+class NotebenchAssetRegistry(LoggingConfigurable):
     """Models, datasets, checkpoints, notebooks and artifacts, with their hashes."""
 
     roots = Dict(
@@ -589,7 +589,7 @@ class AssetRegistry(LoggingConfigurable):
         folders = [Path(d).expanduser() for d in self.import_dirs]
         if not folders:
             raise ApiError(403, "import_disabled", "no import folders are configured "
-                                                   "(c.AssetRegistry.import_dirs)")
+                                                   "(c.NotebenchAssetRegistry.import_dirs)")
         if not isinstance(raw, str) or not raw:
             raise bad_request("path is required", "invalid_path")
         if raw.startswith("/"):

@@ -35,7 +35,7 @@ from .schema import insert_asset, own_link
 from .sniff import describe
 
 if TYPE_CHECKING:
-    from .registry import AssetRegistry
+    from .registry import NotebenchAssetRegistry
 
 log = logging.getLogger("notebench.assets")
 
@@ -62,7 +62,7 @@ class ScanChanges:
 class Scanner:
     """Keeps each category's rows in step with its folder."""
 
-    def __init__(self, registry: AssetRegistry) -> None:
+    def __init__(self, registry: NotebenchAssetRegistry) -> None:
         self.registry = registry
         self.store = registry.store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebench-scan")
@@ -284,7 +284,7 @@ class Hasher:
     (still being written) are left for a pass ``SETTLE_S`` later.
     """
 
-    def __init__(self, registry: AssetRegistry) -> None:
+    def __init__(self, registry: NotebenchAssetRegistry) -> None:
         self.registry = registry
         self.store = registry.store
         self._wake = asyncio.Event()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from notebench.jobprotocol import JOB_TOPIC_PATTERN, JOBS_TOPIC
+
 from ..capability import Capability
 from .schema import MIGRATIONS
 
@@ -16,14 +18,11 @@ if TYPE_CHECKING:
     from ..app import NotebenchApp
     from ..services import Services
 
-JOBS_TOPIC = "jobs"
-JOB_TOPIC_PATTERN = r"job:[a-z0-9-]+"
-
 
 def _create(app: NotebenchApp, services: Services) -> Any:
-    from .service import JobService
+    from .service import NotebenchJobService
 
-    return JobService(parent=app, services=services)
+    return NotebenchJobService(parent=app, services=services)
 
 
 def _routes() -> list[tuple[str, type]]:

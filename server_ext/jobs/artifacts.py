@@ -14,37 +14,38 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from ..errors import ApiError
-from ..scrubbing import scrubber
-from .jobdir import (
-    CHECKPOINTS,
-    CONTROL,
-    EVENTS,
+from notebench.jobprotocol import (
+    CHECKPOINTS_DIR,
+    CONTROL_FILE,
+    EVENTS_FILE,
     JOB_JSON,
-    MANIFEST,
+    MANIFEST_FILE,
     METRICS_CSV,
     NOTEBOOK,
     OUTPUT,
     PAPERMILL_LOG,
     RUN_JSON,
-    RUNNER,
+    RUNNER_FILE,
 )
+
+from ..errors import ApiError
+from ..scrubbing import scrubber
 
 #: the text files a job's processes write freely: scrubbed of known secrets when the job
 #: ends and whenever one is served
-SCRUBBED = (OUTPUT, PAPERMILL_LOG, EVENTS, RUNNER)
+SCRUBBED = (OUTPUT, PAPERMILL_LOG, EVENTS_FILE, RUNNER_FILE)
 #: where scrubbed copies of a running job's files are served from (hidden: never listed)
 SERVED_DIR = ".scrubbed"
 
-_KINDS = {OUTPUT: "output", NOTEBOOK: "notebook", PAPERMILL_LOG: "log", EVENTS: "events",
-          RUNNER: "events", JOB_JSON: "job", RUN_JSON: "job", CONTROL: "job",
-          MANIFEST: "manifest", METRICS_CSV: "metrics"}
+_KINDS = {OUTPUT: "output", NOTEBOOK: "notebook", PAPERMILL_LOG: "log", EVENTS_FILE: "events",
+          RUNNER_FILE: "events", JOB_JSON: "job", RUN_JSON: "job", CONTROL_FILE: "job",
+          MANIFEST_FILE: "manifest", METRICS_CSV: "metrics"}
 
 
 def _kind(relative: str, model_path: str | None) -> str:
     if model_path and relative == model_path:
         return "model"
-    if relative.startswith(CHECKPOINTS + "/"):
+    if relative.startswith(CHECKPOINTS_DIR + "/"):
         return "checkpoint"
     return _KINDS.get(relative, "other")
 

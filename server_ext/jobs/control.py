@@ -1,6 +1,6 @@
 """Controlling a job: pause, resume, stop (with escalation), cancel and restart.
 
-``ControlMixin`` is part of ``JobService``. Pause and resume freeze and thaw the job's
+``ControlMixin`` is part of ``NotebenchJobService``. Pause and resume freeze and thaw the job's
 process group and its active clock; stop asks the kernel through ``control.json``, which
 ``notebench.should_stop()`` reads, then escalates to SIGTERM and SIGKILL after the grace
 periods; restart makes a new job from a stopped or failed one, resuming from its newest
@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from notebench.jobprotocol import CHECKPOINTS_DIR, CONTROL_FILE, write_json_atomic
+
 from ..errors import bad_request, conflict
 from . import states
-from .jobdir import CHECKPOINTS, CONTROL, boot_id, write_json_atomic
+from .jobdir import boot_id
 
 
 class ControlMixin:
-    """Methods of ``JobService`` that act on a job (see the module docstring)."""
+    """Methods of ``NotebenchJobService`` that act on a job (see the module docstring)."""
 
     async def control(self: Any, job_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """pause | resume | stop | cancel | restart; 409 with the state when not allowed."""
@@ -80,7 +82,7 @@ class ControlMixin:
         job_id = row["id"]
         job_dir = Path(row["job_dir"])
         now = time.time()
-        await asyncio.to_thread(write_json_atomic, job_dir / CONTROL,
+        await asyncio.to_thread(write_json_atomic, job_dir / CONTROL_FILE,
                                 {"stop": True, "requested_at": now, "reason": reason})
         was_paused = row["state"] == states.PAUSED
         active = self._active.get(job_id)
@@ -131,7 +133,7 @@ class ControlMixin:
                 path = (job_dir / record["path"]).resolve()
                 if path.is_file() and path.is_relative_to(job_dir.resolve()):
                     return str(path)
-            folder = job_dir / CHECKPOINTS
+            folder = job_dir / CHECKPOINTS_DIR
             found = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
                      ] if folder.is_dir() else []
             return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None

@@ -26,7 +26,9 @@ from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine
 from papermill.utils import merge_kwargs, remove_args
 
-from .jobdir import ENV_JOB_DIR, RUNNER, append_record, stop_requested
+from notebench.jobprotocol import JOB_DIR_ENV, RUNNER_FILE
+
+from .jobdir import append_record, stop_requested
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -46,12 +48,12 @@ class Recorder:
 
     @classmethod
     def from_environment(cls) -> Recorder:
-        value = os.environ.get(ENV_JOB_DIR)
+        value = os.environ.get(JOB_DIR_ENV)
         return cls(Path(value) if value else None)
 
     def record(self, kind: str, **fields: Any) -> None:
         if self.job_dir is not None:
-            append_record(self.job_dir / RUNNER, {"kind": kind, **fields})
+            append_record(self.job_dir / RUNNER_FILE, {"kind": kind, **fields})
 
     def stop_requested(self) -> bool:
         return self.job_dir is not None and stop_requested(self.job_dir)

@@ -31,8 +31,9 @@ from typing import Any
 
 import psutil
 
+from notebench.jobprotocol import PAPERMILL_LOG
+
 from ..scrubbing import without_secrets
-from .jobdir import PAPERMILL_LOG
 
 log = logging.getLogger("notebench.jobs")
 

@@ -1,6 +1,6 @@
 """The end of a job: noticed, its files read to the end, its outcome decided, its outputs kept.
 
-``FinalizeMixin`` is part of ``JobService``. A job ends when its runner process exits (the
+``FinalizeMixin`` is part of ``NotebenchJobService``. A job ends when its runner process exits (the
 executor's ``watch`` says so at once; the tick's liveness check is the fallback, e.g. for
 executors that cannot watch) or when an interactive run reports its end. Then, under the
 job's lock: the tailer reads the job's files to their end, anything left of the job is
@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import JOBS_TOPIC, states
+from notebench.jobprotocol import JOBS_TOPIC, METRICS_CSV, job_topic
+
 from . import artifacts as files
+from . import states
 from . import store as jobstore
-from .jobdir import METRICS_CSV
 from .outcome import Ending, outcome
 from .registration import register_outputs
 from .tidy import dir_size
@@ -42,7 +43,7 @@ EXPORT_IN_PROCESS_POINTS = 100_000
 
 
 class FinalizeMixin:
-    """Methods of ``JobService`` for the end of a job (see the module docstring)."""
+    """Methods of ``NotebenchJobService`` for the end of a job (see the module docstring)."""
 
     def _watch(self: Any, active: Active) -> None:
         """Have the executor say when the job's runner exits (on any thread)."""
@@ -163,5 +164,5 @@ class FinalizeMixin:
             return
         await self.store.write(lambda conn: jobstore.update_job(conn, job_id, model=model,
                                                                  updated=time.time()))
-        for topic in (f"job:{job_id}", JOBS_TOPIC):
+        for topic in (job_topic(job_id), JOBS_TOPIC):
             self.bus.publish(topic, "model", {"job_id": job_id, "model": model})

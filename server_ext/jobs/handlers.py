@@ -10,6 +10,8 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
+from notebench.jobprotocol import JOBS_TOPIC, job_topic
+
 from ..bounds import MAX_SAFE_INT, MAX_TIME, parse_number
 from ..disposition import content_disposition
 from ..errors import bad_request
@@ -18,7 +20,7 @@ from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
 from . import states
 from .logquery import query_from_args
-from .service import DEFAULT_MAX_POINTS, JOBS_TOPIC, MAX_PAGE, MAX_POINTS_LIMIT, job_topic
+from .service import DEFAULT_MAX_POINTS, MAX_PAGE, MAX_POINTS_LIMIT
 from .store import SORT_KEYS
 from .sweeps import SWEEP_ID
 

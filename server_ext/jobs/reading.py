@@ -1,7 +1,7 @@
 """What a job wrote, read back: its metric series and CSV, logs, output notebook,
 artifacts and checkpoints.
 
-``ReadingMixin`` is part of ``JobService``. Each method but ``checkpoints`` (an internal
+``ReadingMixin`` is part of ``NotebenchJobService``. Each method but ``checkpoints`` (an internal
 read) first checks that the job exists (404 otherwise); files are read on threads, rows on
 the store's reader threads. Known secrets are scrubbed from what is served.
 """
@@ -15,18 +15,19 @@ from typing import Any
 
 import orjson
 
+from notebench.jobprotocol import OUTPUT
+
 from ..errors import ApiError, not_found
 from ..scrubbing import scrubber
 from . import artifacts as files
 from . import store as jobstore
-from .jobdir import OUTPUT
 from .logquery import LogQuery, run_query
 
 CSV_PAGE = 20_000  # rows of a metrics CSV read and formatted at once
 
 
 class ReadingMixin:
-    """Methods of ``JobService`` that read a job's outputs (see the module docstring)."""
+    """Methods of ``NotebenchJobService`` that read a job's outputs (see the module docstring)."""
 
     async def metrics(self: Any, job_id: str, *, names: list[str] | None, since: float | None,
                       max_points: int | None, axis: str) -> dict[str, Any]:

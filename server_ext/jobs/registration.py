@@ -16,11 +16,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from notebench.jobprotocol import MANIFEST_FILE, METRICS_CSV, OUTPUT, PAPERMILL_LOG
+
 from ..errors import ApiError
 from ..logs.text import printable
 from . import states
 from .artifacts import safe_file
-from .jobdir import MANIFEST, METRICS_CSV, OUTPUT, PAPERMILL_LOG, read_json
+from .jobdir import read_json
 
 log = logging.getLogger("notebench.jobs")
 
@@ -61,7 +63,7 @@ async def register_artifacts(assets: Any, row: dict[str, Any],
     metrics, what the manifest names, the checkpoints); returns the manifest's model entry."""
     job_id = row["id"]
     job_dir = Path(row["job_dir"])
-    manifest = await asyncio.to_thread(read_json, job_dir / MANIFEST)
+    manifest = await asyncio.to_thread(read_json, job_dir / MANIFEST_FILE)
     manifest = manifest if isinstance(manifest, dict) else {}
     model = manifest.get("model") if isinstance(manifest.get("model"), dict) else None
     names = [OUTPUT, PAPERMILL_LOG, METRICS_CSV]

@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from notebench.jobprotocol import JOB_JSON, NOTEBOOK, OUTPUT
+
 from ..scrubbing import SECRET_ENV_NAMES
-from .jobdir import JOB_JSON, NOTEBOOK, OUTPUT
 
 STOP_EXCEPTION = "StopTraining"
 

@@ -1,6 +1,6 @@
 """Working with runs: compare, sweeps, clones, editing, the trash, retention, ETA.
 
-``RunsMixin`` is part of ``JobService`` (its configuration traits are declared there);
+``RunsMixin`` is part of ``NotebenchJobService`` (its configuration traits are declared there);
 it keeps these operations out of the core of submission, control and finalization.
 """
 
@@ -13,11 +13,12 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from notebench.jobprotocol import JOBS_TOPIC, NOTEBOOK, job_topic
+
 from ..errors import ApiError, bad_request, conflict, not_found
-from . import JOBS_TOPIC, states
+from . import states
 from . import store as jobstore
 from .compare import LAYOUTS, compare_table, runs_metrics_json
-from .jobdir import NOTEBOOK
 from .params import ParameterError, check_values
 from .registration import forget_artifacts, register_artifacts
 from .submission import requested_resources, submission_options
@@ -63,7 +64,7 @@ def eta_fields(progress: dict[str, Any], samples: deque[tuple[float, int]] | Non
 
 
 class RunsMixin:
-    """Methods of ``JobService`` for working with runs (see the module docstring)."""
+    """Methods of ``NotebenchJobService`` for working with runs (see the module docstring)."""
 
     # -- ETA and disk use (from the tick) ---
 
@@ -447,7 +448,7 @@ class RunsMixin:
     def _publish_change(self: Any, job: dict[str, Any], kind: str) -> None:
         data = {"job_id": job["id"], "job": job}
         self.bus.publish(JOBS_TOPIC, kind, data)
-        self.bus.publish(f"job:{job['id']}", kind, data)
+        self.bus.publish(job_topic(job["id"]), kind, data)
 
 
 def _sweep_public(sweep: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:

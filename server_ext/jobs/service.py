@@ -1,13 +1,15 @@
-"""``JobService``: submission, the queue, reading, recovery of training jobs.
+"""``NotebenchJobService``: submission, the queue, reading, recovery of training jobs.
 
 Handlers parse and answer; everything a job goes through happens here, on the event
 loop, with blocking work (files, signals, psutil, SQLite) off it. Users configure it as
-``c.JobService.<option>`` (it is a child configurable of the extension).
+``c.NotebenchJobService.<option>`` (it is a child configurable of the extension).
 
 The executor runs the jobs (``executor_class``, the local process executor by default),
 the tailer follows their files, the store keeps their rows. A tick (``tick_seconds``)
 notices runners that ended, timeouts and stalls on the jobs' own active clock (monotonic,
-paused time excluded), and admits queued jobs.
+paused time excluded), and admits queued jobs. The active clocks read the service's
+``clock`` (``notebench.server.clock``: the system's by default; tests set a manual one
+before a job starts).
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ from typing import TYPE_CHECKING, Any
 from traitlets import Float, Instance, Int, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
+from notebench.jobprotocol import (
+    ENVIRONMENT,
+    JOB_DIR_ENV,
+    JOB_ID_ENV,
+    JOB_JSON,
+    JOBS_TOPIC,
+    NOTEBOOK,
+    RESUME_ENV,
+    cells_fraction,
+    headline,
+    job_topic,
+    new_job_id,
+    progress_fraction,
+    steps_fraction,
+    write_json_atomic,
+)
+
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ApiError, bad_request, conflict, not_found
 from ..logs.text import printable
 from . import states
@@ -35,17 +55,7 @@ from .compare import SeriesCache
 from .control import ControlMixin
 from .executor import Executor, LaunchSpec, LocalProcessExecutor
 from .finalize import FinalizeMixin
-from .jobdir import (
-    ENV_JOB_DIR,
-    ENV_JOB_ID,
-    ENV_RESUME_FROM,
-    ENVIRONMENT,
-    JOB_JSON,
-    NOTEBOOK,
-    boot_id,
-    new_job_id,
-    write_json_atomic,
-)
+from .jobdir import boot_id
 from .machine import job_profile, machine_facts, run_alive
 from .params import ParameterError, check_values, coerce
 from .queue import Admission, Slots, Waiting, admit, position
@@ -67,7 +77,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("notebench.jobs")
 
-JOBS_TOPIC = "jobs"
 LIFECYCLE_SOURCE = "jobs"
 MAX_PAGE = 500
 DEFAULT_MAX_POINTS = 1000
@@ -75,24 +84,21 @@ MAX_POINTS_LIMIT = 10_000
 ACTIVITY_KEY = "notebench_jobs_last_activity"
 
 
-def job_topic(job_id: str) -> str:
-    return f"job:{job_id}"
-
-
 @dataclass
 class ActiveClock:
     """A job's active time: monotonic, paused (and server-down-but-unknown) time excluded."""
 
     accumulated: float = 0.0
-    segment_start: float | None = None  # time.monotonic() of the running segment's start
+    segment_start: float | None = None  # source.monotonic() of the running segment's start
     at_last_metric: float = 0.0
     points_seen: int = 0
     stalled: bool = False
+    source: Clock = field(default=SYSTEM_CLOCK, repr=False)
 
     def seconds(self) -> float:
         if self.segment_start is None:
             return self.accumulated
-        return self.accumulated + max(0.0, time.monotonic() - self.segment_start)
+        return self.accumulated + max(0.0, self.source.monotonic() - self.segment_start)
 
     def pause(self) -> None:
         self.accumulated = self.seconds()
@@ -100,7 +106,7 @@ class ActiveClock:
 
     def resume(self) -> None:
         if self.segment_start is None:
-            self.segment_start = time.monotonic()
+            self.segment_start = self.source.monotonic()
 
 
 @dataclass
@@ -119,7 +125,7 @@ class Active:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
+class NotebenchJobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
                  LoggingConfigurable):
     """Training jobs: the queue, the executor, the tailer and the job rows."""
 
@@ -178,8 +184,12 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
 
     services = Instance("notebench.server.services.Services", allow_none=True)
 
-    def __init__(self, *, services: Services, **kwargs: Any) -> None:
+    def __init__(self, *, services: Services, clock: Clock = SYSTEM_CLOCK,
+                 **kwargs: Any) -> None:
         super().__init__(services=services, **kwargs)
+        #: what the active clocks of jobs started from now on read (the tick reads them)
+        self.clock: Clock = clock
+        self.ticks = 0  # completed ticks: tests wait for one after moving ``clock``
         self.store = services.store
         self.bus = services.bus
         self.logs = services.logs
@@ -570,13 +580,11 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         latest = dict(followed.latest) if followed is not None else dict(row["latest_metrics"])
         error = (followed.error if followed is not None and followed.error else row["error"])
         duration = active.clock.seconds() if active is not None else row["active_seconds"]
-        cell, cells = progress.get("cell"), progress.get("cells")
-        if isinstance(cell, int) and isinstance(cells, int) and cells:
-            progress["fraction_cells"] = round((cell + (progress.get("cell_state") != "running"))
-                                               / cells, 4)
-        step, total = progress.get("step"), progress.get("total_steps")
-        if isinstance(step, int) and isinstance(total, int) and total > 0:
-            progress["fraction_steps"] = round(min(1.0, step / total), 4)
+        for key, fraction in (("fraction_cells", cells_fraction(progress)),
+                              ("fraction_steps", steps_fraction(progress))):
+            if fraction is not None:
+                progress[key] = fraction
+        progress["fraction"] = progress_fraction(progress, row["state"])
         progress.update(self._eta(job_id, progress, row["state"]))
         usage = None
         monitoring = self.services.monitoring if self.services else None
@@ -596,7 +604,8 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
             "resume_from": row["resume_from"], "created": row["created"],
             "started": row["started"], "ended": row["ended"], "updated": row["updated"],
             "duration": round(duration or 0.0, 3), "progress": progress,
-            "latest_metrics": latest, "final_metrics": row["final_metrics"], "error": error,
+            "latest_metrics": latest, "headline": headline(latest),
+            "final_metrics": row["final_metrics"], "error": error,
             "artifact_count": row["artifact_count"], "model": row["model"],
             "processes": (dict(followed.processes) if followed is not None
                           and followed.processes else row["processes"]),
@@ -707,7 +716,7 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         env = self._environment(row, resources)
         spec = LaunchSpec(job_id, job_dir, env, self.runner_python or sys.executable)
         processes = await asyncio.to_thread(self.executor.launch, spec)
-        clock = ActiveClock()
+        clock = ActiveClock(source=self.clock)
         clock.resume()
         timeout = row["timeout"] if row["timeout"] else None
         self._active[job_id] = Active(job_id, "papermill", job_dir, clock, timeout)
@@ -731,11 +740,11 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
 
     def _environment(self, row: dict[str, Any], resources: dict[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
-        env[ENV_JOB_ID] = row["id"]
-        env[ENV_JOB_DIR] = row["job_dir"]
-        env.pop(ENV_RESUME_FROM, None)
+        env[JOB_ID_ENV] = row["id"]
+        env[JOB_DIR_ENV] = row["job_dir"]
+        env.pop(RESUME_ENV, None)
         if row["resume_from"]:
-            env[ENV_RESUME_FROM] = row["resume_from"]
+            env[RESUME_ENV] = row["resume_from"]
         if self._gpu_uuids() or resources.get("gpu_uuids"):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             env["CUDA_VISIBLE_DEVICES"] = ",".join(resources.get("gpu_uuids") or [])
@@ -796,6 +805,7 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
                 raise
             except Exception:
                 log.exception("the job tick failed")
+            self.ticks += 1
             await asyncio.sleep(self.tick_seconds)
 
     async def _tick(self) -> None:
@@ -900,7 +910,7 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
                "started": started, "updated": now, "boot_id": boot_id(),
                "processes": {"kernel": {"pid": pid}} if pid else {}}
         await self.store.write(lambda conn: jobstore.insert_job(conn, row))
-        clock = ActiveClock()
+        clock = ActiveClock(source=self.clock)
         clock.resume()
         self._active[job_id] = Active(job_id, "interactive", run_dir, clock, None, pid, started)
         self.tailer.follow(Followed(job_id, run_dir, "interactive"))
@@ -923,7 +933,7 @@ class JobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
             offsets = await self.store.read(lambda conn, j=job_id: jobstore.get_offsets(conn, j))
             counters = await self.store.read(
                 lambda conn, j=job_id: jobstore.metric_counters(conn, j))
-            clock = ActiveClock(float(row["active_seconds"] or 0.0))
+            clock = ActiveClock(float(row["active_seconds"] or 0.0), source=self.clock)
             if (row["state"] != states.PAUSED and row["segment_start"] is not None
                     and row["boot_id"] == this_boot):
                 clock.segment_start = float(row["segment_start"])

@@ -1,25 +1,32 @@
-"""The one list of job states and the transitions between them (DESIGN.md, Jobs).
+"""The transitions between job states and the control actions (DESIGN.md, Jobs).
 
-``queued`` → ``running`` ⇄ ``paused``; ``running``/``paused`` → ``stopping`` → ``stopped``;
-a job ends ``succeeded``, ``failed`` (a timeout is a failure with reason ``timeout``),
-``stopped`` or ``cancelled`` (a queued job cancelled before it ran).
+The states themselves, and which are final, are ``notebench.jobprotocol``'s (shared with
+the kernel's client and widgets). ``queued`` → ``running`` ⇄ ``paused``;
+``running``/``paused`` → ``stopping`` → ``stopped``; a job ends ``succeeded``, ``failed``
+(a timeout is a failure with reason ``timeout``), ``stopped`` or ``cancelled`` (a queued
+job cancelled before it ran).
 """
 
 from __future__ import annotations
 
-QUEUED = "queued"
-RUNNING = "running"
-PAUSED = "paused"
-STOPPING = "stopping"
-STOPPED = "stopped"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
+from notebench.jobprotocol import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STATES,
+    STOPPED,
+    STOPPING,
+    SUCCEEDED,
+    TERMINAL,
+)
 
-STATES = (QUEUED, RUNNING, PAUSED, STOPPING, STOPPED, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL = frozenset({STOPPED, SUCCEEDED, FAILED, CANCELLED})
-#: states whose processes may exist
-ACTIVE = frozenset({RUNNING, PAUSED, STOPPING})
+__all__ = [
+    "ACTIONS", "ACTIVE", "CANCELLED", "FAILED", "PAUSED", "QUEUED", "RUNNING", "STATES",
+    "STOPPED", "STOPPING", "SUCCEEDED", "TERMINAL", "TRANSITIONS", "action_allowed", "can_move",
+]
 
 #: state -> the states it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from notebench.jobprotocol import ENVIRONMENT, JOB_JSON, NOTEBOOK, write_json_atomic
+
 from ..errors import bad_request
-from .jobdir import ENVIRONMENT, JOB_JSON, NOTEBOOK, write_json_atomic
 
 #: the range of a job's ``priority`` (what the store's integers and the queue sort take)
 MAX_PRIORITY = 1_000_000

@@ -33,7 +33,7 @@ def expand_grid(grid: Any, max_jobs: int) -> list[dict[str, Any]]:
         size *= len(values)
     if size > max_jobs:
         raise bad_request(f"the grid makes {size} jobs, more than the {max_jobs} a sweep may "
-                          "have (JobService.max_sweep_jobs)", "invalid_grid")
+                          "have (NotebenchJobService.max_sweep_jobs)", "invalid_grid")
     names = list(grid)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
 

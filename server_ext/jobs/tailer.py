@@ -17,7 +17,6 @@ under the runs directory is handed to the service to register.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -28,9 +27,23 @@ from typing import Any
 
 import orjson
 
+from notebench.jobprotocol import (
+    EVENTS_FILE,
+    JOBS_TOPIC,
+    NONFINITE,
+    PAPERMILL_LOG,
+    RUN_JSON,
+    RUNNER_FILE,
+    headline,
+    is_job_id,
+    job_topic,
+    nonfinite_kind,
+    progress_fraction,
+)
+
 from ..scrubbing import scrubber
 from . import store as jobstore
-from .jobdir import EVENTS, PAPERMILL_LOG, RUN_JSON, RUNNER, is_job_id, read_json
+from .jobdir import read_json
 from .logquery import collapse_cr
 
 log = logging.getLogger("notebench.jobs")
@@ -41,7 +54,7 @@ CHUNK = 256 * 1024  # bytes per file per read: bounds the work (and GIL) one rea
 MAX_IN_FLIGHT = 2
 MAX_RECORD = 64 * 1024 * 1024  # a record (line) of events.jsonl or runner.jsonl at most
 MAX_LOG_LINE = 10_000
-FILES = (RUNNER, EVENTS, PAPERMILL_LOG)
+FILES = (RUNNER_FILE, EVENTS_FILE, PAPERMILL_LOG)
 OUTPUT_SOURCE = "papermill"
 
 
@@ -199,9 +212,9 @@ class Tailer:
                     if offset == f.offsets.get(name, 0):
                         continue
                     offsets[name] = offset
-                    if name == EVENTS:
+                    if name == EVENTS_FILE:
                         self._events(f, lines, found)
-                    elif name == RUNNER:
+                    elif name == RUNNER_FILE:
                         self._runner(f, lines, found)
                     else:
                         self._output(f, lines, found)
@@ -303,7 +316,7 @@ class Tailer:
             if rows is None:
                 rows = found.series[name] = []
             rows.append((f.job_id, name, index, step, t, value, special))
-            kept[name] = value if special is None else {"nonfinite": special}
+            kept[name] = value if special is None else {NONFINITE: special}
         if not kept:
             return
         f.latest.update(kept)
@@ -382,12 +395,13 @@ class Tailer:
         if fields:
             fields["updated"] = now
         series, checkpoints = found.series, found.checkpoints
-        topic = f"job:{job_id}"
+        topic = job_topic(job_id)
         events: list[tuple[str, str, dict[str, Any]]] = []
         if found.points:
             # each metric's latest value rides along: followers need not walk the points
             events.append((topic, "metrics", {"job_id": job_id, "points": found.points,
-                                              "latest": dict(f.latest)}))
+                                              "latest": dict(f.latest),
+                                              "headline": headline(f.latest)}))
         for record in checkpoints:
             events.append((topic, "checkpoint", {"job_id": job_id, **record}))
         if found.error is not None:
@@ -398,13 +412,14 @@ class Tailer:
         for kind, data in found.events:
             events.append((topic, kind, {"job_id": job_id, **data}))
         if found.progress_changed:
-            progress = {"job_id": job_id, "progress": dict(f.progress)}
+            progress = {"job_id": job_id, "progress": {
+                **f.progress, "fraction": progress_fraction(f.progress)}}
             events.append((topic, "progress", progress))
             # the all-jobs stream gets every cell change, step progress at most once a second
             mono = time.monotonic()
             if found.cell_changed or mono - f._progress_published >= 1.0:
                 f._progress_published = mono
-                events.append(("jobs", "progress", progress))
+                events.append((JOBS_TOPIC, "progress", progress))
         bus = self.bus
         # The events go into the same transaction as the points and the offsets: after a
         # crash, what a client was sent and what the store holds agree, and re-reading
@@ -483,13 +498,8 @@ def _metric_value(raw: Any) -> tuple[float | None, str | None]:
         return float(raw), None
     if isinstance(raw, (int, float)):
         value = float(raw)
-        if math.isfinite(value):
-            return value, None
-        return None, "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(raw, dict):
-        special = raw.get("nonfinite")
-        if special in ("nan", "inf", "-inf"):
-            return None, special
-    return None, None
+        special = nonfinite_kind(value)
+        return (value, None) if special is None else (None, special)
+    return None, nonfinite_kind(raw)
 
 

@@ -20,9 +20,9 @@ ALERTS_TOPIC = "alerts"
 
 
 def _create(app: NotebenchApp, services: Services) -> Any:
-    from .service import MonitoringService
+    from .service import NotebenchMonitoringService
 
-    return MonitoringService(parent=app, services=services)
+    return NotebenchMonitoringService(parent=app, services=services)
 
 
 def _routes() -> list[tuple[str, type]]:

@@ -193,7 +193,7 @@ class PrometheusHandler(MonitoringHandler):
     """``GET {base_url}notebench/metrics``: Prometheus text exposition.
 
     Authenticated (``read`` on ``notebench:monitoring``) unless
-    ``c.MonitoringService.metrics_public`` is true.
+    ``c.NotebenchMonitoringService.metrics_public`` is true.
     """
 
     async def prepare(self) -> None:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .service import MonitoringService
+    from .service import NotebenchMonitoringService
 
 
 def _touch(conn: Any) -> None:
@@ -25,7 +25,7 @@ def _touch(conn: Any) -> None:
 
 
 class HealthChecker:
-    def __init__(self, service: MonitoringService) -> None:
+    def __init__(self, service: NotebenchMonitoringService) -> None:
         self.service = service
         self._write: asyncio.Future[Any] | None = None
         self._write_started = 0.0
@@ -86,7 +86,7 @@ class HealthChecker:
             return {"ok": False, "status": "failed", "detail": f"the sampler is {detail}"}
         if sampler.last_sample_mono is None:
             return {"ok": True, "status": "starting", "detail": "no sample yet"}
-        age = time.monotonic() - sampler.last_sample_mono
+        age = sampler.clock.monotonic() - sampler.last_sample_mono
         limit = service.sampler_max_age()
         ok = age <= limit
         return {"ok": ok, "status": "ok" if ok else "failed", "age_seconds": round(age, 3),

@@ -21,13 +21,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from notebench.jobprotocol import (
+    FAILED,
+    JOBS_TOPIC,
+    PAUSED,
+    RUNNING,
+    TERMINAL,
+    job_topic,
+    nonfinite_kind,
+)
+
 from .series import SeriesKey
 
 log = logging.getLogger("notebench.monitoring")
-
-JOBS_TOPIC = "jobs"
-ACTIVE = frozenset({"running", "paused", "stopping"})
-TERMINAL = frozenset({"succeeded", "failed", "stopped", "cancelled"})
 
 
 @dataclass
@@ -65,7 +71,7 @@ class JobWatch:
         for job_id in list(self.jobs.active_job_ids()):
             with contextlib.suppress(Exception):
                 job = await self.jobs.get_job(job_id)
-                self._note(job_id, job.get("name") or job_id, job.get("state") or "running",
+                self._note(job_id, job.get("name") or job_id, job.get("state") or RUNNING,
                            job.get("reason"), None)
                 for name, value in (job.get("latest_metrics") or {}).items():
                     self._loss(self._jobs[job_id], name, value)
@@ -106,7 +112,7 @@ class JobWatch:
         job.name, job.state = str(name), state
         if state in TERMINAL:
             job.ended_at = ts if ts is not None else job.ended_at
-            if state == "failed":
+            if state == FAILED:
                 job.failed_at = ts
                 job.reason = reason
         self._schedule_resubscribe()
@@ -121,14 +127,7 @@ class JobWatch:
     def _loss(self, job: _Job, name: str, value: Any) -> None:
         if not self._is_loss(name):
             return
-        special = None
-        if isinstance(value, dict):
-            special = value.get("nonfinite")
-        elif isinstance(value, float) and value != value:
-            special = "nan"
-        elif isinstance(value, float) and value in (float("inf"), float("-inf")):
-            special = "inf" if value > 0 else "-inf"
-        job.loss[name] = special
+        job.loss[name] = nonfinite_kind(value)
 
     def _schedule_resubscribe(self) -> None:
         if self._resubscribe_pending:
@@ -141,7 +140,7 @@ class JobWatch:
 
     def _resubscribe(self) -> None:
         self._resubscribe_pending = False
-        wanted = frozenset({JOBS_TOPIC} | {f"job:{j.job_id}" for j in self._jobs.values()
+        wanted = frozenset({JOBS_TOPIC} | {job_topic(j.job_id) for j in self._jobs.values()
                                            if j.state not in TERMINAL})
         if self._subscribed and wanted == self.topics:
             return
@@ -173,7 +172,7 @@ class JobWatch:
                     key = ("job_loss_nonfinite", tuple(sorted((*base, ("metric_name", name)))))
                     values[key] = 0.0 if special is None else 1.0
                     context[key] = {"nonfinite": special or ""}
-            if job.state in ("running", "paused") and self.jobs is not None:
+            if job.state in (RUNNING, PAUSED) and self.jobs is not None:
                 seconds = None
                 with contextlib.suppress(Exception):
                     seconds = self.jobs.seconds_since_metric(job_id)

@@ -25,13 +25,13 @@ from .series import CATALOG
 from .stats import BUCKETS
 
 if TYPE_CHECKING:
-    from .service import MonitoringService
+    from .service import NotebenchMonitoringService
 
 __all__ = ["CONTENT_TYPE_LATEST", "Exporter"]
 
 
 class _Collector:
-    def __init__(self, service: MonitoringService) -> None:
+    def __init__(self, service: NotebenchMonitoringService) -> None:
         self.service = service
 
     def describe(self) -> list[Metric]:
@@ -91,7 +91,7 @@ def _io_counters(sample: dict[str, Any]) -> Iterator[Metric]:
             yield CounterMetricFamily(name, help_, value=value)
 
 
-def _request_families(service: MonitoringService) -> Iterator[Metric]:
+def _request_families(service: NotebenchMonitoringService) -> Iterator[Metric]:
     stats = service.requests
     total = CounterMetricFamily("notebench_http_requests",
                                 "HTTP requests finished, by method, route and status class",
@@ -116,7 +116,7 @@ def _request_families(service: MonitoringService) -> Iterator[Metric]:
     yield latency
 
 
-def _internal_families(service: MonitoringService) -> Iterator[Metric]:
+def _internal_families(service: NotebenchMonitoringService) -> Iterator[Metric]:
     bus = service.services.bus
     clients = GaugeMetricFamily("notebench_sse_clients", "Open event-stream clients by topic",
                                 labels=["topic"])
@@ -156,7 +156,7 @@ def _internal_families(service: MonitoringService) -> Iterator[Metric]:
 class Exporter:
     """The private registry and its collector."""
 
-    def __init__(self, service: MonitoringService) -> None:
+    def __init__(self, service: NotebenchMonitoringService) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = _Collector(service)
         self.registry.register(self.collector)

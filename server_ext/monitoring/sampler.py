@@ -1,7 +1,8 @@
 """The one sampler of a server: a thread that measures the machine and the jobs.
 
 It runs on a drift-free schedule (tick ``k`` is due at ``start + k * interval``; a tick
-that comes too late is skipped, never run twice), off the event loop. Every sample goes
+that comes too late is skipped, never run twice), off the event loop, on the ``clock`` it
+is given (``notebench.server.clock``: the system's by default). Every sample goes
 to ``on_sample`` (called in the sampler thread); clients receive that cached sample, so
 the cost does not grow with the number of clients.
 
@@ -33,6 +34,8 @@ from notebench.hardware.cgroups import CgroupLimits, read_cgroup_limits
 from notebench.hardware.nvml import nvml as default_nvml
 from notebench.hardware.system import memory_info
 
+from ..clock import SYSTEM_CLOCK, Clock
+
 log = logging.getLogger("notebench.monitoring")
 
 Sample = dict[str, Any]
@@ -57,8 +60,9 @@ class Sampler:
                  roots: list[tuple[str, Path]] | None = None,
                  job_pids: Callable[[], dict[str, list[int]]] | None = None,
                  pss_interval: float = 30.0, static_interval: float = 30.0,
-                 nvml: Any = None) -> None:
+                 nvml: Any = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.interval = max(0.01, float(interval))
+        self.clock = clock
         self.on_sample = on_sample
         self.roots = list(roots or [])
         self.job_pids = job_pids
@@ -110,10 +114,10 @@ class Sampler:
         with contextlib.suppress(Exception):
             psutil.cpu_percent(percpu=True)
         with contextlib.suppress(Exception):
-            self._last_io = (time.monotonic(), _net_counters(), _disk_counters())
+            self._last_io = (self.clock.monotonic(), _net_counters(), _disk_counters())
 
     def _run(self) -> None:
-        due = time.monotonic()
+        due = self.clock.monotonic()
         while not self._stop.is_set():
             try:
                 sample = self.sample_once()
@@ -128,12 +132,12 @@ class Sampler:
                 except Exception:
                     log.exception("handing a sample over failed")
             due += self.interval
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if due < now:  # late: skip the ticks that were missed, keep the phase
                 missed = math.ceil((now - due) / self.interval)
                 self.skipped += missed
                 due += missed * self.interval
-            self._stop.wait(due - now)
+            self.clock.wait_until(self._stop, due)
 
     # -- one sample --------------------------------------------------------------------------
 
@@ -141,8 +145,8 @@ class Sampler:
         """Measure everything once (blocking: the sampler thread calls it)."""
         cpu0 = time.thread_time()
         wall0 = time.perf_counter()
-        ts = time.time()
-        mono = time.monotonic()
+        ts = self.clock.time()
+        mono = self.clock.monotonic()
         sample: Sample = {"ts": ts, "seq": self.seq + 1, "interval": self.interval}
         sample["cpu"] = self._cpu()
         sample["memory"], sample["swap"] = self._memory(mono)

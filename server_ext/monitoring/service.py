@@ -1,6 +1,6 @@
-"""``MonitoringService``: the sampler, history, alerts, logs, health, stats and exposition.
+"""``NotebenchMonitoringService``: the sampler, history, alerts, logs, health, stats and exposition.
 
-Configured as ``c.MonitoringService.<option>`` (a child configurable of the extension).
+Configured as ``c.NotebenchMonitoringService.<option>`` (a child configurable of the extension).
 The sampler thread hands each sample to the event loop, where it becomes the cached
 sample every client receives, a point of the history, an ephemeral ``sample`` event on
 the ``monitoring`` topic and an evaluation of the alert rules. Alert changes are stored,
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from traitlets import Bool, Dict, Float, Instance, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ApiError, bad_request, not_found
 from ..events.bus import Event, encode_payload, sse_frame
 from ..events.sse import StreamSubscriber
@@ -42,6 +43,7 @@ from .jobwatch import JobWatch
 from .prometheus import Exporter
 from .sampler import Sampler
 from .series import CATALOG, SeriesKey, flatten
+from .sources import MetricSource
 from .stats import RequestStats
 from .webhook import WebhookNotifier
 
@@ -56,7 +58,7 @@ STREAM_TOPICS = (MONITORING_TOPIC, ALERTS_TOPIC, LOGS_TOPIC)
 HOUSEKEEPING_SECONDS = 5.0
 
 
-class MonitoringService(LoggingConfigurable):
+class NotebenchMonitoringService(LoggingConfigurable):
     """System and job monitoring of one server."""
 
     interval = Float(1.0, help="Seconds between samples of the machine and the jobs.").tag(
@@ -128,11 +130,13 @@ class MonitoringService(LoggingConfigurable):
 
     services = Instance("notebench.server.services.Services", allow_none=True)
 
-    def __init__(self, *, services: Services, **kwargs: Any) -> None:
+    def __init__(self, *, services: Services, clock: Clock = SYSTEM_CLOCK,
+                 **kwargs: Any) -> None:
         super().__init__(services=services, **kwargs)
         self.store = services.store
         self.bus = services.bus
         self.logs = services.logs
+        self.clock: Clock = clock  # the sampler's schedule (read when the sampler starts)
         self.started = False
         self.latest_sample: dict[str, Any] | None = None
         self.latest_values: dict[SeriesKey, float] = {}
@@ -156,11 +160,7 @@ class MonitoringService(LoggingConfigurable):
         self.health = HealthChecker(self)
         self.jobwatch = JobWatch(self.bus, services.jobs, loss_patterns=list(self.loss_metrics),
                                  failed_seconds=self.job_failed_alert_seconds)
-        self.test_source: Any = None
-        if getattr(services.config, "test_hooks", False):
-            from .testing import TestSource
-
-            self.test_source = TestSource()
+        self.metric_sources: list[MetricSource] = []
         self.silences: dict[str, dict[str, Any]] = {}
         self.rule_problems: list[str] = []
         self.rule_sources: dict[str, Any] = {}
@@ -192,7 +192,7 @@ class MonitoringService(LoggingConfigurable):
         roots = await asyncio.to_thread(self._roots)
         self.sampler = Sampler(interval=self.interval, on_sample=self._from_thread,
                                roots=roots, job_pids=self._job_pids,
-                               pss_interval=self.pss_interval)
+                               pss_interval=self.pss_interval, clock=self.clock)
         self.started = True
         await asyncio.to_thread(self.sampler.start)
         self._housekeeping = asyncio.ensure_future(self._housekeeping_loop())
@@ -250,8 +250,8 @@ class MonitoringService(LoggingConfigurable):
         if not self.started:
             return
         ts = sample["ts"]
-        if self.test_source is not None:
-            values.update(self.test_source.values())
+        for source in self.metric_sources:
+            values.update(source.values())
         self.latest_sample = sample
         self.latest_values = values
         self._sample_event = None
@@ -289,6 +289,12 @@ class MonitoringService(LoggingConfigurable):
         if usage is None:
             return None
         return {**usage, "ts": sample["ts"]}
+
+    def add_metric_source(self, source: MetricSource) -> None:
+        """Merge ``source``'s series into every sample, before the history and the alert
+        engine see it; rules on its metrics are valid. Add it before the service starts
+        (the rules are checked when they load)."""
+        self.metric_sources.append(source)
 
     def sampler_max_age(self) -> float:
         return max(3 * self.interval, self.interval + 2.0)
@@ -349,9 +355,9 @@ class MonitoringService(LoggingConfigurable):
             rule = by_name.get(name)
             if rule is not None:
                 by_name[name] = _replace(rule, enabled=False)
-        testing = self.test_source is not None
+        known = set(CATALOG).union(*(source.metrics() for source in self.metric_sources))
         for rule in by_name.values():
-            if rule.metric not in CATALOG and not testing:
+            if rule.metric not in known:
                 problems.append(f"rule {rule.name!r}: {rule.metric!r} is not a metric of the "
                                 "sampler; the rule never fires")
         for problem in problems:
@@ -556,17 +562,12 @@ class MonitoringService(LoggingConfigurable):
 
     # -- routes outside notebench/api/ ----------------------------------------------------------
 
-    def app_routes(self, api_prefix: str) -> list[tuple[str, type]]:
-        """Routes the app adds itself: Prometheus at ``notebench/metrics`` and, with
-        ``test_hooks``, the test source of metric values."""
+    def app_routes(self) -> list[tuple[str, type]]:
+        """Routes the app adds outside ``notebench/api/``: Prometheus at
+        ``notebench/metrics``."""
         from .handlers import PrometheusHandler
 
-        routes: list[tuple[str, type]] = [(r"notebench/metrics", PrometheusHandler)]
-        if self.test_source is not None:
-            from .testing import test_routes
-
-            routes += [(api_prefix + pattern, handler) for pattern, handler in test_routes()]
-        return routes
+        return [(r"notebench/metrics", PrometheusHandler)]
 
 
 def _device(path: Path) -> int | None:

@@ -6,7 +6,7 @@
         [--folder-files 8] [--skip-uploads] [--skip-downloads] [--skip-contents] [--skip-listing]
 
 One notebench server subprocess per Tornado read-chunk size (``--chunk-sizes``, set with
-``c.AssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
+``c.NotebenchAssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
 same disk as the server's root. Measured, medians of ``--repeats`` runs:
 
 - sha256 of the file in this process (reference);
@@ -335,8 +335,8 @@ def loop_lag(server: Any) -> float:
 def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
               results: dict[str, Any], first: bool) -> None:
     """Uploads at one read-chunk size (and, the first time, the contents API)."""
-    extra = [f"--AssetRegistry.upload_read_chunk_bytes={chunk}",
-             f"--AssetRegistry.max_upload_bytes={src.stat().st_size * 2}"]
+    extra = [f"--NotebenchAssetRegistry.upload_read_chunk_bytes={chunk}",
+             f"--NotebenchAssetRegistry.max_upload_bytes={src.stat().st_size * 2}"]
     with running_server(extra) as server:
         pid = server.proc.pid
         ups: list[float] = []
@@ -463,7 +463,7 @@ def folder_download(args: argparse.Namespace, server: Any, src: Path, client: Ra
 
 
 def listing(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    with running_server(["--AssetRegistry.scan_interval=0"]) as server:
+    with running_server(["--NotebenchAssetRegistry.scan_interval=0"]) as server:
         root = server.root_dir / "notebench" / "datasets" / "bench100k"
         folders = max(1, args.files // 1000)
         log(f"creating {args.files:,} files in {folders} folders")

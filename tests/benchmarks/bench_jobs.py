@@ -1056,7 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="(e) torch threads (default: torch's; 1 on a busy machine)")
     parser.add_argument("--server-arg", action="append", default=[],
-                        help="extra server option, e.g. --server-arg=--JobService.tick_seconds=0.2")
+                        help="extra server option, e.g. "
+                        "--server-arg=--NotebenchJobService.tick_seconds=0.2")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a goal is missed (default: report only, exit 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results here")

@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         root = tmp / "notebench" / "root"
         root.mkdir(parents=True)
         nb_extra = [f"--ServerApp.jpserver_extensions={{'notebench.server': True, {off}}}",
-                    "--NotebenchApp.test_hooks=False", "--MonitoringService.interval=1"]
+                    "--NotebenchMonitoringService.interval=1"]
         with server("notebench", root, nb_extra) as srv:
             results.append(measure("notebench", srv, args, "stream"))
             cost = sampler_cost(srv)

@@ -117,7 +117,7 @@ def authorizer_config(request):
     "jp_server_config",
     [{"ServerApp": {"jpserver_extensions": {"notebench.server": True},
                     "authorizer_class": NoExecuteAuthorizer},
-      "NotebenchApp": {"test_hooks": True, "benchmark_quick": True}}],
+      "NotebenchApp": {"benchmark_quick": True}}],
 )
 async def test_benchmark_needs_execute_on_kernels(api):
     refused = await api("POST", "hardware/benchmark")
@@ -130,9 +130,9 @@ async def test_benchmark_needs_execute_on_kernels(api):
 
 @pytest.mark.parametrize(
     "jp_server_config",
-    [{"ServerApp": {"jpserver_extensions": {"notebench.server": True},
-                    "authorizer_class": ReadOnlyAuthorizer},
-      "NotebenchApp": {"test_hooks": True}}],
+    [{"ServerApp": {"jpserver_extensions": {"notebench.server": True,
+                                            "tests.server_hooks": True},
+                    "authorizer_class": ReadOnlyAuthorizer}}],
 )
 async def test_read_only_user_can_read_but_not_write(api):
     assert (await api("GET", "info")).status == 200

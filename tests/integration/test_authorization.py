@@ -33,9 +33,10 @@ def matching_path(pattern: str) -> str:
 
 def server_config(authorizer: type, **authorizer_config: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "ServerApp": {"jpserver_extensions": {"notebench.server": True},
+        "ServerApp": {"jpserver_extensions": {"notebench.server": True,
+                                              "tests.server_hooks": True},
                       "authorizer_class": authorizer},
-        "NotebenchApp": {"test_hooks": True, "benchmark_quick": True},
+        "NotebenchApp": {"benchmark_quick": True},
     }
     if authorizer_config:
         config[authorizer.__name__] = authorizer_config

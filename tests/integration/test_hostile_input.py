@@ -44,8 +44,8 @@ def jp_server_config(notebench_config: dict[str, Any], import_dir: Path) -> dict
     return {
         "ServerApp": {"jpserver_extensions": {"notebench.server": True}},
         "NotebenchApp": notebench_config,
-        "AssetRegistry": {"import_dirs": [str(import_dir)], "scan_interval": 0.0},
-        "JobService": {"cpu_slots": 2, "tick_seconds": 0.2, "stall_minutes": 0.0,
+        "NotebenchAssetRegistry": {"import_dirs": [str(import_dir)], "scan_interval": 0.0},
+        "NotebenchJobService": {"cpu_slots": 2, "tick_seconds": 0.2, "stall_minutes": 0.0,
                        "stop_grace_seconds": 5.0, "kill_grace_seconds": 2.0},
     }
 

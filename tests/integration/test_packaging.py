@@ -86,6 +86,15 @@ def test_wheel_holds_every_source_file(wheel_names: set[str]) -> None:
     assert not missing, f"not in the wheel: {missing}"
 
 
+def test_wheel_ships_no_test_hooks(wheel: Path, wheel_names: set[str]) -> None:
+    """The ``_test/*`` routes and the test metric source live in ``tests/server_hooks``."""
+    assert not [n for n in wheel_names if n.endswith("/testing.py") or "server_hooks" in n]
+    with zipfile.ZipFile(wheel) as archive:
+        mounting = [name for name in wheel_names if name.endswith(".py")
+                    and re.search(rb"[\"']_test/|test_hooks", archive.read(name))]
+    assert not mounting, f"modules with test routes or hooks in the wheel: {mounting}"
+
+
 def test_wheel_metadata(wheel: Path, wheel_names: set[str]) -> None:
     dist_info = f"notebench-{_version(wheel)}.dist-info/"
     with zipfile.ZipFile(wheel) as archive:
@@ -131,6 +140,21 @@ def test_readme_documents_every_option() -> None:
     assert options
     undocumented = [name for name in options if f"c.NotebenchApp.{name}`" not in readme]
     assert not undocumented, f"options missing from README.md's table: {undocumented}"
+
+
+def test_readme_and_docs_name_every_configurable_class() -> None:
+    from notebench.server.app import NotebenchApp
+    from notebench.server.config_names import RENAMED_SECTIONS
+
+    readme = (ROOT / "README.md").read_text()
+    docs = "".join(path.read_text() for path in (ROOT / "docs").glob("*.md"))
+    names = [cls.__name__ for cls in NotebenchApp.classes
+             if cls.__module__.startswith("notebench.")]
+    assert len(names) == len(RENAMED_SECTIONS)
+    assert [name for name in names if f"`c.{name}.*`" not in readme] == []
+    assert [name for name in names if f"`c.{name}." not in docs] == []
+    # the names used before the prefix, whose sections are no longer applied
+    assert [old for old in RENAMED_SECTIONS if f"`{old}`" not in readme] == []
 
 
 def test_installed_extension_is_enabled_and_loads(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ async def test_an_event_committed_before_the_replay_but_delivered_after_it_is_se
     second.close()
 
 
-@pytest.mark.parametrize("notebench_config", [{"test_hooks": True, "event_log_keep": 20}])
+@pytest.mark.parametrize("notebench_config", [{"event_log_keep": 20}])
 async def test_id_older_than_kept_log_gets_reset(api, stream, services):
     await publish(api, count=300)
     await wait_for(lambda: services.bus.pruned_through > 1)
@@ -177,7 +177,7 @@ async def test_heartbeats_arrive(stream):
 
 
 @pytest.mark.parametrize("notebench_config",
-                         [{"test_hooks": True, "sse_max_backlog_bytes": 1 << 20}])
+                         [{"sse_max_backlog_bytes": 1 << 20}])
 async def test_slow_client_is_dropped_while_another_keeps_everything(api, stream, services):
     slow = await stream("hardware", rcvbuf=4096)  # never read again after the head
     fast = await stream("hardware")

@@ -66,8 +66,9 @@ class BobReadsJobsAndAssets(Authorizer):
 def voila_server(*, actions: bool, **serverapp: Any) -> dict[str, Any]:
     return {
         "ServerApp": {"jpserver_extensions": {"notebench.server": True,
+                                              "tests.server_hooks": True,
                                               "voila.server_extension": True}, **serverapp},
-        "NotebenchApp": {"test_hooks": True, "voila_actions": actions},
+        "NotebenchApp": {"voila_actions": actions},
     }
 
 

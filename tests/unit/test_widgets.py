@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from notebench.jobprotocol import headline, progress_fraction
 from notebench.sse import Event
 from notebench.widgets import (
     ActiveJobs,
@@ -19,7 +20,7 @@ from notebench.widgets import (
     QuickStart,
 )
 from notebench.widgets.assets import UPLOAD_LIMIT
-from notebench.widgets.jobs import job_fraction, pick_metric
+from notebench.widgets.jobs import headline_value, job_fraction
 
 
 def event(topic: str, type_: str, data: dict[str, Any], event_id: int | None = None) -> Event:
@@ -28,31 +29,50 @@ def event(topic: str, type_: str, data: dict[str, Any], event_id: int | None = N
 
 
 def job(job_id: str = "j-000000000001", state: str = "running", **fields: Any) -> dict:
+    """A job as the server answers it, with the fields it derives (fraction, headline)."""
+    progress, latest = fields.pop("progress", {}), fields.pop("latest_metrics", {})
     return {"id": job_id, "name": f"run {job_id[-2:]}", "state": state, "created": 1.0,
-            "updated": 1.0, "duration": 12.0, "progress": {}, "latest_metrics": {},
+            "updated": 1.0, "duration": 12.0,
+            "progress": {**progress, "fraction": progress_fraction(progress, state)},
+            "latest_metrics": latest, "headline": headline(latest),
             "artifact_count": 3, "parameters": {"lr": 0.1}, "resolved_parameters":
             {"lr": 0.1, "epochs": 3}, "trashed_at": None, **fields}
+
+
+def progress_event(job_id: str, progress: dict[str, Any], event_id: int) -> Event:
+    """A ``progress`` event as the tailer publishes it."""
+    return event("jobs", "progress", {"job_id": job_id, "progress": {
+        **progress, "fraction": progress_fraction(progress)}}, event_id)
+
+
+def metrics_event(job_id: str, points: list[dict[str, Any]], event_id: int | None = None
+                  ) -> Event:
+    """A ``metrics`` event as the tailer publishes it (latest values and headline along)."""
+    latest = {k: v for p in points for k, v in p["metrics"].items()}
+    return event(f"job:{job_id}", "metrics", {"job_id": job_id, "points": points,
+                                              "latest": latest, "headline": headline(latest)},
+                 event_id)
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def test_job_fraction_uses_steps_then_cells():
-    assert job_fraction({"state": "running", "progress": {"step": 4, "total_steps": 10}}) == 0.5
-    assert job_fraction({"state": "running", "progress": {"cell": 1, "cells": 4,
-                                                          "cell_state": "running"}}) == 0.25
-    assert job_fraction({"state": "running", "progress": {"cell": 1, "cells": 4,
-                                                          "cell_state": "ok"}}) == 0.5
-    assert job_fraction({"state": "succeeded", "progress": {}}) == 1.0
-    assert job_fraction({"state": "queued"}) == 0.0
+def test_job_fraction_shows_the_servers_fraction():
+    assert job_fraction(job(progress={"step": 4, "total_steps": 10})) == 0.4
+    assert job_fraction(job(progress={"cell": 1, "cells": 4, "cell_state": "ok"})) == 0.5
+    assert job_fraction(job(state="succeeded")) == 1.0
+    assert job_fraction(job(state="queued")) == 0.0
+    assert job_fraction({"state": "running", "progress": {"step": 4, "total_steps": 10}}) == 0.0
 
 
-def test_pick_metric_prefers_exact_then_validation_names():
-    assert pick_metric({"loss": 1.0, "val_loss": 2.0}, "loss") == 1.0
-    assert pick_metric({"train_loss": 1.0, "val_loss": 2.0}, "loss") == 2.0
-    assert pick_metric({"val_acc": 0.9, "epoch": 1}, "acc") == 0.9
-    assert pick_metric({"accuracy": 0.8}, "acc") == 0.8
-    assert pick_metric({"epoch": 1}, "loss") is None
+def test_headline_value_shows_the_servers_headline():
+    shown = job(latest_metrics={"loss": 1.0, "val_loss": 2.0, "val_accuracy": 0.9})
+    assert headline_value(shown, "loss") == 2.0
+    assert headline_value(shown, "accuracy") == 0.9
+    assert headline_value(job(latest_metrics={"epoch": 1}), "loss") is None
+    nan = headline_value(job(latest_metrics={"loss": {"nonfinite": "nan"}}), "loss")
+    assert nan != nan
+    assert headline_value({"latest_metrics": {"loss": 1.0}}, "loss") is None
 
 
 # ------------------------------------------------------------------------------ ActiveJobs
@@ -69,19 +89,17 @@ def test_active_jobs_rows_follow_state_progress_and_metrics_events():
     assert panel.feed_topics() == {"jobs", "job:j-000000000001"}
 
     panel.on_events([
-        event("jobs", "progress", {"job_id": "j-000000000001",
-                                   "progress": {"step": 1, "total_steps": 4, "epoch": 1,
-                                                "eta_seconds": 90}}, 10),
-        event("job:j-000000000001", "metrics", {"job_id": "j-000000000001", "points": [
-            {"t": 1.0, "step": 1, "metrics": {"loss": 0.25, "accuracy": 0.75}}],
-            "latest": {"loss": 0.25, "accuracy": 0.75}}, 11),
+        progress_event("j-000000000001", {"step": 2, "total_steps": 4, "epoch": 1,
+                                          "eta_seconds": 90}, 10),
+        metrics_event("j-000000000001", [
+            {"t": 1.0, "step": 2, "metrics": {"loss": 0.25, "accuracy": 0.75}}], 11),
     ])
     assert row.progress.value == 0.5
     assert ">1m 30s<" in row.numbers["ETA"].value
     assert ">0.25<" in row.numbers["Loss"].value and ">0.75<" in row.numbers["Accuracy"].value
     assert ">1<" in row.numbers["Epoch"].value and ">3<" in row.numbers["Artifacts"].value
 
-    paused = job("j-000000000001", "paused", progress={"step": 1, "total_steps": 4})
+    paused = job("j-000000000001", "paused", progress={"step": 2, "total_steps": 4})
     panel.on_events([event("jobs", "state", {"job_id": paused["id"], "state": "paused",
                                              "job": paused}, 12)])
     assert "paused" in row.state.value

@@ -1,11 +1,12 @@
 /**
  * The job list as the panels see it: REST snapshots plus the `jobs` topic's events.
  *
- * `state` events carry the whole job; `progress` events only its progress (the rest,
- * such as the latest metrics, is read again over REST, at most once per `refreshMs` per
- * job); `trashed`/`purged` remove a job.
+ * `state` events carry the whole job; `progress` events only its progress, with the
+ * server's `fraction` (the rest, such as the headline metrics, is read again over REST, at
+ * most once per `refreshMs` per job); `trashed`/`purged` remove a job. What is shown is
+ * what the server derived (`progress.fraction`, `headline`): nothing is computed here.
  */
-import { Job } from './types';
+import { Headline, HeadlineMetric, Job } from './types';
 import { StreamEvent } from '../stream/connection';
 
 export type JobsListener = (jobs: Job[]) => void;
@@ -121,24 +122,9 @@ export class JobsModel {
   }
 }
 
-/** The latest value of the first metric whose name matches `pattern`. */
-export function pickMetric(
-  metrics: Record<string, any> | null | undefined,
-  pattern: RegExp
-): { name: string; value: number } | null {
-  if (!metrics) {
-    return null;
-  }
-  const names = Object.keys(metrics).filter(n => pattern.test(n));
-  // prefer validation metrics, then the shortest name (loss before loss_scale)
-  names.sort((a, b) => Number(/^val/.test(b)) - Number(/^val/.test(a)) || a.length - b.length);
-  for (const name of names) {
-    const value = metrics[name];
-    if (typeof value === 'number') {
-      return { name, value };
-    }
-  }
-  return null;
+/** The server's headline metric of a kind (it chooses which metric), or null. */
+export function headlineMetric(job: Job, kind: keyof Headline): HeadlineMetric | null {
+  return job.headline?.[kind] ?? null;
 }
 
 /** Seconds of a job's active time now: the stored duration plus time since it was read. */
@@ -149,22 +135,10 @@ export function liveDuration(job: Job, readAt: number, now: number): number {
   return job.duration + Math.max(0, (now - readAt) / 1000);
 }
 
-/** Progress as a fraction 0..1, or null when unknown. */
+/** The server's progress fraction 0..1 (`progress.fraction`), or null when unknown. */
 export function progressFraction(job: Job): number | null {
-  const p = job.progress ?? {};
-  if (job.state === 'succeeded') {
-    return 1;
-  }
-  if (typeof p.fraction_steps === 'number') {
-    return p.fraction_steps;
-  }
-  if (typeof p.step === 'number' && typeof p.total_steps === 'number' && p.total_steps > 0) {
-    return Math.min(1, (p.step + 1) / p.total_steps);
-  }
-  if (typeof p.fraction_cells === 'number') {
-    return p.fraction_cells;
-  }
-  return null;
+  const fraction = job.progress?.fraction;
+  return typeof fraction === 'number' ? fraction : null;
 }
 
 /**

@@ -1,5 +1,16 @@
 /** Shapes of the server's answers (the parts the extension reads). */
 
+/** A headline metric: its name and latest value (a number or `{nonfinite: ...}`). */
+export interface HeadlineMetric {
+  name: string;
+  value: number | { nonfinite: string };
+}
+
+export interface Headline {
+  loss: HeadlineMetric | null;
+  accuracy: HeadlineMetric | null;
+}
+
 export interface Job {
   id: string;
   kind: string;
@@ -17,6 +28,8 @@ export interface Job {
   duration: number;
   progress: Record<string, any>;
   latest_metrics: Record<string, any>;
+  /** The metrics to show first, chosen by the server (a validation one, else the shortest name). */
+  headline?: Headline;
   final_metrics?: Record<string, any> | null;
   error: { ename?: string; evalue?: string } | null;
   model: Record<string, any> | null;

@@ -128,7 +128,11 @@ export class JobView extends Widget {
       case 'metrics':
         this.series.addStreamPoints(data.points ?? [], this.counters);
         if (this.job && data.latest) {
-          this.setJob({ ...this.job, latest_metrics: { ...this.job.latest_metrics, ...data.latest } });
+          this.setJob({
+            ...this.job,
+            latest_metrics: { ...this.job.latest_metrics, ...data.latest },
+            headline: data.headline ?? this.job.headline
+          });
         }
         this.scheduleCharts();
         break;

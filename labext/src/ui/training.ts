@@ -5,7 +5,7 @@
 import { Widget } from '@lumino/widgets';
 import { attempt, Notebench } from '../context';
 import { formatDuration, formatMetric } from '../model/format';
-import { liveDuration, pickMetric, progressFraction } from '../model/jobs';
+import { headlineMetric, liveDuration, progressFraction } from '../model/jobs';
 import { Job } from '../model/types';
 import { connectionBadge } from './connection';
 import { button, fill, h } from './dom';
@@ -74,8 +74,8 @@ export class TrainingPanel extends Widget {
   private row(job: Job): HTMLElement {
     const trans = this.nb.trans;
     const fraction = progressFraction(job);
-    const loss = pickMetric(job.latest_metrics, /loss/i);
-    const acc = pickMetric(job.latest_metrics, /acc/i);
+    const loss = headlineMetric(job, 'loss');
+    const acc = headlineMetric(job, 'accuracy');
     const epoch = job.progress?.epoch ?? job.latest_metrics?.epoch;
     const actions: HTMLElement[] = [];
     const control = (action: string, label: string) =>

@@ -47,8 +47,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     write_steps_notebook(root / "nbs" / "steps.ipynb")
     config = base / "config"
     server = LabServer(root, config_dir=config, extra=[
-        "--JobService.cpu_slots=3", "--JobService.tick_seconds=0.2",
-        "--JobService.stop_grace_seconds=3", "--JobService.kill_grace_seconds=2",
+        "--NotebenchJobService.cpu_slots=3", "--NotebenchJobService.tick_seconds=0.2",
+        "--NotebenchJobService.stop_grace_seconds=3", "--NotebenchJobService.kill_grace_seconds=2",
     ]).start()
     yield server
     # jobs outlive their server by design: stop what a failed test left running

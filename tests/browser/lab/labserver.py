@@ -34,7 +34,7 @@ class LabServer(ServerProcess):
             f"--LabApp.user_settings_dir={state / 'user-settings'}",
             f"--LabApp.workspaces_dir={state / 'workspaces'}",
             "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--NotebenchApp.test_hooks=True", *self.extra,
+            "--ServerApp.jpserver_extensions={'tests.server_hooks': True}", *self.extra,
         ]
 
     def environment(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ def import_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def assets_config(import_dir: Path) -> dict[str, Any]:
-    """``c.AssetRegistry`` of the test server (tests may override this fixture)."""
+    """``c.NotebenchAssetRegistry`` of the test server (tests may override this fixture)."""
     return {"import_dirs": [str(import_dir)], "scan_interval": 0.0,
             "size_limits": {"checkpoints": SMALL_LIMIT}}
 
@@ -36,7 +36,7 @@ def jp_server_config(notebench_config: dict[str, Any],
     return {
         "ServerApp": {"jpserver_extensions": {"notebench.server": True}},
         "NotebenchApp": notebench_config,
-        "AssetRegistry": assets_config,
+        "NotebenchAssetRegistry": assets_config,
     }
 
 

@@ -41,7 +41,7 @@ def tmp_entries(root: Path) -> list[str]:
 def test_crash_leftovers_are_cleared_at_the_next_start(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    extra = ["--AssetRegistry.upload_batch_bytes=65536"]
+    extra = ["--NotebenchAssetRegistry.upload_batch_bytes=65536"]
     server = ServerProcess(root, extra=extra).start()
     sock = None
     try:

@@ -34,7 +34,7 @@ def _no_job_outlives_its_test(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def jobs_config() -> dict[str, Any]:
-    """``c.JobService`` of the test server (tests may override this fixture)."""
+    """``c.NotebenchJobService`` of the test server (tests may override this fixture)."""
     return {"cpu_slots": 2, "stop_grace_seconds": 5.0, "kill_grace_seconds": 2.0,
             "tick_seconds": 0.2, "stall_minutes": 0.0}
 
@@ -45,7 +45,7 @@ def jp_server_config(notebench_config: dict[str, Any], jobs_config: dict[str, An
     return {
         "ServerApp": {"jpserver_extensions": {"notebench.server": True}},
         "NotebenchApp": notebench_config,
-        "JobService": jobs_config,
+        "NotebenchJobService": jobs_config,
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
@@ -10,6 +9,7 @@ import psutil
 import pytest
 
 from tests.authorizers import NoExecuteAuthorizer
+from tests.waiting import job_ticks
 
 from .conftest import gone, recorded_pids, wait_for
 
@@ -61,10 +61,11 @@ async def first_metric(jobs_api, job_id: str, at_least: int = 1) -> dict:
 
 
 async def test_pause_freezes_every_process_and_resume_continues(jobs_api, write_notebook,
-                                                                services, api):
+                                                                services, api, job_clock):
     path = write_notebook("spin", [TRAIN, AFTER], PARAMS)
     job = await jobs_api.submit(path)
     await first_metric(jobs_api, job["id"], 2)
+    job_clock.advance(5)  # five active seconds
     live = await api("GET", f"lifecycle/jobs/{job['id']}/output")  # as it stands, mid-run
     assert live.status == 200
     assert live.body["cells"][-2]["metadata"]["papermill"]["status"] == "running"
@@ -77,7 +78,9 @@ async def test_pause_freezes_every_process_and_resume_continues(jobs_api, write_
     assert statuses == {psutil.STATUS_STOPPED}, statuses
     before_cpu = cpu_seconds(pids)
     before = await jobs_api.get(job["id"])
-    await asyncio.sleep(2.0)
+    assert before["duration"] == pytest.approx(5.0)
+    job_clock.advance(3600)  # an hour paused
+    await job_ticks(services.jobs)  # real time too (a tick or more): frozen, nothing runs
     after = await jobs_api.get(job["id"])
     assert cpu_seconds(pids) - before_cpu < 0.02, "a paused job used CPU"
     assert after["progress"]["step"] == before["progress"]["step"]
@@ -165,15 +168,23 @@ async def test_a_job_that_ignores_stop_is_killed_after_the_grace(jobs_api, write
     assert any("SIGKILL" in r["message"] or "SIGTERM" in r["message"] for r in records)
 
 
-async def test_timeout_fails_the_job_and_excludes_paused_time(jobs_api, write_notebook):
+async def test_timeout_fails_the_job_and_excludes_paused_time(jobs_api, write_notebook,
+                                                              services, job_clock):
     path = write_notebook("slow", [TRAIN], PARAMS)
     job = await jobs_api.submit(path, timeout=6)
     await jobs_api.wait(job["id"], "running")
+    job_clock.advance(2)
     await jobs_api.control(job["id"], "pause")
-    await asyncio.sleep(7)  # longer than the timeout: paused time does not count
+    job_clock.advance(7)  # longer than the timeout: paused time does not count
+    await job_ticks(services.jobs)
     paused = await jobs_api.get(job["id"])
     assert paused["state"] == "paused" and paused["duration"] < 6
+    assert paused["duration"] == pytest.approx(2.0)
     await jobs_api.control(job["id"], "resume")
+    await job_ticks(services.jobs)
+    still = await jobs_api.get(job["id"])
+    assert still["state"] == "running" and still["reason"] is None  # 2 of its 6 seconds
+    job_clock.advance(4.5)  # 6.5 active seconds: past the timeout
     done = await jobs_api.wait(job["id"], timeout=60)
     assert done["state"] == "failed" and done["reason"] == "timeout"
     assert 6 <= done["duration"] < 6 + 7  # active time only (plus the stop's grace)
@@ -216,18 +227,45 @@ async def test_invalid_transitions_answer_409_with_the_state(jobs_api, write_not
         assert refused["error"]["details"]["state"] == done["state"]
 
 
+QUIET = """
+import os, time
+import notebench
+notebench.report(x=1)
+while not os.path.exists('release'):
+    time.sleep(0.05)
+notebench.report(x=2)
+while not os.path.exists('finish'):
+    time.sleep(0.05)
+"""
+
+
 @pytest.mark.parametrize("jobs_config", [{"cpu_slots": 2, "tick_seconds": 0.2,
                                           "stall_minutes": 0.02}])
-async def test_a_job_without_metrics_is_reported_stalled(jobs_api, write_notebook):
-    path = write_notebook("quiet", ["import time\nimport notebench\nnotebench.report(x=1)\n"
-                                    "time.sleep(4)\nnotebench.report(x=2)\ntime.sleep(0.5)"])
+async def test_a_job_without_metrics_is_reported_stalled(jobs_api, write_notebook, services,
+                                                         job_clock):
+    path = write_notebook("quiet", [QUIET])
     job = await jobs_api.submit(path)
+    job_dir = services.workspace.root("artifacts") / "jobs" / job["id"]
 
-    async def stalled():
+    async def stalled(wanted: bool):
         current = await jobs_api.get(job["id"])
-        return current if current["stalled"] else None
+        return current if current["stalled"] is wanted else None
 
-    await wait_for(stalled, 60)
+    async def reported(x: int):
+        current = await jobs_api.get(job["id"])
+        return current if current["latest_metrics"].get("x") == x else None
+
+    await wait_for(lambda: reported(1), 60)
+    await job_ticks(services.jobs)  # the tick saw the metric
+    job_clock.advance(1.0)  # under stall_minutes (1.2 s)
+    await job_ticks(services.jobs)
+    assert not (await jobs_api.get(job["id"]))["stalled"]
+    job_clock.advance(0.5)  # 1.5 active seconds without a metric
+    await wait_for(lambda: stalled(True), 30)
+    (job_dir / "release").write_text("")  # a new metric ends the stall
+    current = await wait_for(lambda: stalled(False), 30)
+    assert current["state"] == "running" and current["latest_metrics"]["x"] == 2
+    (job_dir / "finish").write_text("")
     done = await jobs_api.wait(job["id"])
     assert done["state"] == "succeeded" and not done["stalled"]
 
@@ -235,8 +273,7 @@ async def test_a_job_without_metrics_is_reported_stalled(jobs_api, write_noteboo
 @pytest.mark.parametrize(
     "jp_server_config",
     [{"ServerApp": {"jpserver_extensions": {"notebench.server": True},
-                    "authorizer_class": NoExecuteAuthorizer},
-      "NotebenchApp": {"test_hooks": True}}],
+                    "authorizer_class": NoExecuteAuthorizer}}],
 )
 async def test_submit_and_restart_need_execute_on_kernels(api, write_notebook):
     path = write_notebook("any", ["pass"])

@@ -46,6 +46,17 @@ async def test_job_runs_to_success_with_streamed_metrics(jobs_api, write_noteboo
         assert set(frame.data["data"]["latest"]) == {"loss", "acc"}
     states = [f.data["data"]["state"] for f in stream.frames if f.event == "state"]
     assert states[-1] == "succeeded"
+    # the server derives what front ends show: headline metrics and the progress fraction
+    for frame in (f for f in stream.frames if f.event == "metrics"):
+        data = frame.data["data"]
+        assert data["headline"] == {"loss": {"name": "loss", "value": data["latest"]["loss"]},
+                                    "accuracy": {"name": "acc", "value": data["latest"]["acc"]}}
+    stepped = [f.data["data"]["progress"] for f in stream.frames if f.event == "progress"
+               and f.data["data"]["progress"].get("total_steps")]
+    assert stepped and all(p["fraction"] == round(p["step"] / 30, 4) for p in stepped)
+    assert done["headline"] == {"loss": {"name": "loss", "value": 1.0 / 30},
+                                "accuracy": {"name": "acc", "value": 29 / 30}}
+    assert done["progress"]["fraction"] == 1.0 and done["progress"]["fraction_steps"] == 0.9667
     assert done["progress"]["cells"] >= 3 and done["progress"]["step"] == 29
     assert done["latest_metrics"]["loss"] == 1.0 / 30
     assert done["started"] >= done["created"] and done["ended"] >= done["started"]

@@ -51,8 +51,8 @@ def test_a_killed_server_adopts_its_jobs_and_loses_nothing(tmp_path: Path):
     (root / "nbs").mkdir(parents=True)
     for name, cell in (("steady", STEADY), ("sleeper", SLEEPER), ("quick", QUICK)):
         nbformat.write(notebook([cell]), root / "nbs" / f"{name}.ipynb")
-    server = ServerProcess(root, extra=["--JobService.cpu_slots=2",
-                                        "--JobService.tick_seconds=0.2"])
+    server = ServerProcess(root, extra=["--NotebenchJobService.cpu_slots=2",
+                                        "--NotebenchJobService.tick_seconds=0.2"])
     server.start()
     try:
         asyncio.run(_scenario(server, root))

@@ -31,7 +31,7 @@ def check_schema(name: str, value: Any) -> None:
 
 @pytest.fixture
 def monitoring_config() -> dict[str, Any]:
-    """``c.MonitoringService`` of the test server (tests override this fixture)."""
+    """``c.NotebenchMonitoringService`` of the test server (tests override this fixture)."""
     return {"interval": INTERVAL, "pss_interval": 1.0, "history_bucket_seconds": 1.0}
 
 
@@ -45,16 +45,17 @@ def jobs_config() -> dict[str, Any]:
 def jp_server_config(notebench_config: dict[str, Any], monitoring_config: dict[str, Any],
                      jobs_config: dict[str, Any]) -> dict[str, Any]:
     return {
-        "ServerApp": {"jpserver_extensions": {"notebench.server": True}},
+        "ServerApp": {"jpserver_extensions": {"notebench.server": True,
+                                              "tests.server_hooks": True}},
         "NotebenchApp": notebench_config,
-        "MonitoringService": monitoring_config,
-        "JobService": jobs_config,
+        "NotebenchMonitoringService": monitoring_config,
+        "NotebenchJobService": jobs_config,
     }
 
 
 @pytest.fixture
 def monitoring(services: Any) -> Any:
-    """The running MonitoringService (started, first sample taken)."""
+    """The running NotebenchMonitoringService (started, first sample taken)."""
     return services.monitoring
 
 

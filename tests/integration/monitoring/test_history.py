@@ -58,7 +58,8 @@ async def test_downsampled_buckets(api, source, monitoring):
 def test_persisted_history_survives_a_restart(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    args = ["--MonitoringService.interval=0.2", "--MonitoringService.history_bucket_seconds=1"]
+    args = ["--NotebenchMonitoringService.interval=0.2",
+            "--NotebenchMonitoringService.history_bucket_seconds=1"]
     first = ServerProcess(root, extra=args).start()
     try:
         deadline = time.monotonic() + 30

@@ -5,6 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from tests.waiting import job_ticks
+
 from .conftest import INTERVAL, wait_for
 
 BUSY = """
@@ -101,7 +103,7 @@ async def test_per_job_figures_of_a_running_job(api, write_notebook, submit, mon
 
 
 async def test_training_alerts_fire_on_real_jobs(api, write_notebook, submit, alerts,
-                                                 monitoring):
+                                                 monitoring, services, job_clock):
     failing = await submit(write_notebook("fails", FAILS))
     stalling = await submit(write_notebook("stalls", STALLS))
     nan = await submit(write_notebook("nan_loss", NAN_LOSS))
@@ -123,6 +125,15 @@ async def test_training_alerts_fire_on_real_jobs(api, write_notebook, submit, al
     assert nonfinite["labels"]["metric_name"] == "loss"  # lr is not a loss
     assert "non-finite loss" in nonfinite["message"]
 
+    async def reported() -> bool:
+        job = (await api("GET", f"lifecycle/jobs/{stalling['id']}", validate=False)).body
+        return "loss" in job["latest_metrics"]
+
+    await wait_for(reported, timeout=90)
+    await job_ticks(services.jobs)  # the job service's tick saw the metric
+    assert services.jobs.seconds_since_metric(stalling["id"]) == 0.0
+    assert not await firing("job_stalled", stalling["id"])
+    job_clock.advance(4)  # over job_stall_minutes (3 s) of active time without a metric
     stalled = await wait_for(lambda: firing("job_stalled", stalling["id"]), timeout=90)
     assert stalled["value"] > 3  # active seconds since the job's last metric
     by_state = (await api("GET", "monitoring/stats")).body["jobs"]["by_state"]

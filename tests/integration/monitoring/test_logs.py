@@ -12,7 +12,7 @@ from .conftest import INTERVAL
 
 @pytest.fixture
 def notebench_config():
-    return {"test_hooks": True, "log_keep_records": 60}
+    return {"log_keep_records": 60}
 
 
 @pytest.fixture

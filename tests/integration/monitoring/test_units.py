@@ -9,6 +9,7 @@ import time
 import psutil
 import pytest
 
+from notebench.server.clock import ManualClock
 from notebench.server.monitoring.alerts import AlertEngine, RuleError, parse_rules
 from notebench.server.monitoring.alerts.engine import fingerprint
 from notebench.server.monitoring.alerts.rules import parse_duration, parse_rule
@@ -181,13 +182,36 @@ def test_sampler_measures_gpus_and_jobs(tmp_path):
 
 
 def test_sampler_keeps_its_schedule():
+    clock = ManualClock(start=0.0, wall=100.0)
     times = []
-    sampler = Sampler(interval=0.05, on_sample=lambda s: times.append(s["ts"]))
+    sampler = Sampler(interval=0.05, on_sample=lambda s: times.append(s["ts"]), clock=clock)
     sampler.start()
-    time.sleep(0.6)
-    sampler.stop()
-    assert 8 <= len(times) <= 14
+    try:
+        wait_until(lambda: len(times) == 1)
+        for tick in range(1, 13):  # 0.6 s of the clock: a sample every 0.05 s, no more
+            clock.advance(0.05)
+            wait_until(lambda n=tick + 1: len(times) >= n)
+        assert times == pytest.approx([100.0 + 0.05 * k for k in range(13)])
+        assert sampler.skipped == 0
+        # a late tick runs once, the missed ones are skipped and the phase is kept
+        clock.advance(0.16)
+        wait_until(lambda: len(times) == 14)
+        assert times[-1] == pytest.approx(100.76) and sampler.skipped == 2
+        clock.advance(0.045)  # the next tick is due at 0.80, not 0.76 + 0.05
+        wait_until(lambda: len(times) == 15)
+        assert times[-1] == pytest.approx(100.805)
+    finally:
+        sampler.stop()
+    assert len(times) == 15 and sampler.samples == 15
     assert not sampler.alive
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (the sampler works in its own thread) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
 
 
 def test_webhook_payload_is_alertmanager_shaped():

@@ -30,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     imports = base / "imports"
     imports.mkdir()
     (imports / "table.csv").write_text("a,b\n1,2\n3,4\n")
-    proc = start_server(base / "root", f"--AssetRegistry.import_dirs={imports}")
+    proc = start_server(base / "root", f"--NotebenchAssetRegistry.import_dirs={imports}")
     proc.import_dir = imports  # type: ignore[attr-defined]
     yield proc
     stop_active_jobs(proc)

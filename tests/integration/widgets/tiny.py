@@ -22,8 +22,9 @@ for step in range(steps):
 print("trained", step + 1, "steps")
 """
 PARAMETERS = "steps: int = 6\ndelay: float = 0.2\nlr: float = 0.1"
-JOB_SETTINGS = ["--JobService.tick_seconds=0.2", "--JobService.cpu_slots=6",
-                "--JobService.stop_grace_seconds=5", "--JobService.kill_grace_seconds=2"]
+JOB_SETTINGS = ["--NotebenchJobService.tick_seconds=0.2", "--NotebenchJobService.cpu_slots=6",
+                "--NotebenchJobService.stop_grace_seconds=5",
+                "--NotebenchJobService.kill_grace_seconds=2"]
 
 
 def write_notebook(path: Path, cells: list[str] | None = None,

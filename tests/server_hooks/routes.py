@@ -1,4 +1,4 @@
-"""Routes that tests and benchmarks drive; served only with ``NotebenchApp.test_hooks``."""
+"""``_test/*`` routes that tests and benchmarks drive: publish, log, tick, loop lag, drops."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from tornado.ioloop import PeriodicCallback
 
-from .errors import bad_request
-from .handlers import NotebenchHandler
+from notebench.server.errors import bad_request
+from notebench.server.handlers import NotebenchHandler
 
 
 class PublishHook(NotebenchHandler):
@@ -75,33 +75,6 @@ class TickerHook(NotebenchHandler):
         self.write_json({"rate": rate, "duration": duration})
 
 
-class LoopLagHook(NotebenchHandler):
-    """``GET _test/loop_lag``: the worst event-loop lag since the last read (and reset)."""
-
-    auth_area = "testing"
-    monitor: LoopLagMonitor | None = None
-
-    async def get(self) -> None:
-        cls = type(self)
-        if cls.monitor is None:
-            cls.monitor = LoopLagMonitor()
-            cls.monitor.start()
-        self.write_json(cls.monitor.read_and_reset())
-
-
-class CloseStreamsHook(NotebenchHandler):
-    """``POST _test/close_streams``: the server closes every SSE connection."""
-
-    auth_area = "testing"
-
-    async def post(self) -> None:
-        # SSE clients only: in-process subscribers (monitoring's job watch) have no socket
-        subs = [s for s in self.services.bus.subscribers() if hasattr(s, "writer")]
-        for sub in subs:
-            sub.writer.close()
-        self.write_json({"closed": len(subs)})
-
-
 class LoopLagMonitor:
     """Measures how late a 10 ms timer fires: the loop's responsiveness."""
 
@@ -110,6 +83,10 @@ class LoopLagMonitor:
         self.worst = 0.0
         self.samples = 0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -130,15 +107,44 @@ class LoopLagMonitor:
         return result
 
 
+class LoopLagHook(NotebenchHandler):
+    """``GET _test/loop_lag``: the worst event-loop lag since the last read (and reset); the
+    first read starts measuring."""
+
+    auth_area = "testing"
+
+    def initialize(self, monitor: LoopLagMonitor) -> None:
+        self.monitor = monitor
+
+    async def get(self) -> None:
+        if not self.monitor.started:
+            self.monitor.start()
+        self.write_json(self.monitor.read_and_reset())
+
+
+class CloseStreamsHook(NotebenchHandler):
+    """``POST _test/close_streams``: the server closes every SSE connection."""
+
+    auth_area = "testing"
+
+    async def post(self) -> None:
+        # SSE clients only: in-process subscribers (monitoring's job watch) have no socket
+        subs = [s for s in self.services.bus.subscribers() if hasattr(s, "writer")]
+        for sub in subs:
+            sub.writer.close()
+        self.write_json({"closed": len(subs)})
+
+
 def _barrier(conn: object) -> None:
     """A no-op write: once it commits, every write queued before it has committed."""
 
 
-def test_routes() -> list[tuple[str, type]]:
+def hook_routes() -> list[tuple[str, type, dict[str, Any]]]:
+    """(pattern under ``notebench/api/``, handler, its arguments) of one server."""
     return [
-        (r"_test/publish", PublishHook),
-        (r"_test/log", LogHook),
-        (r"_test/ticker", TickerHook),
-        (r"_test/loop_lag", LoopLagHook),
-        (r"_test/close_streams", CloseStreamsHook),
+        (r"_test/publish", PublishHook, {}),
+        (r"_test/log", LogHook, {}),
+        (r"_test/ticker", TickerHook, {}),
+        (r"_test/loop_lag", LoopLagHook, {"monitor": LoopLagMonitor()}),
+        (r"_test/close_streams", CloseStreamsHook, {}),
     ]

@@ -12,17 +12,12 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
-from notebench.jobprotocol import RUNS_DIR_ENV
-
-from .assets.registry import NotebenchAssetRegistry
-from .capability import load_capabilities
+from .capability import configurable_classes, load_capabilities
 from .config_names import warn_renamed_sections
 from .events.bus import EventBus
 from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
-from .jobs.service import NotebenchJobService
 from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogRouting, LogStore
-from .monitoring.service import NotebenchMonitoringService
 from .scrubbing import scrubber
 from .services import Services
 from .store import Store
@@ -57,8 +52,7 @@ class NotebenchApp(ExtensionApp):
     name = "notebench"
     load_other_extensions = True
     # the capabilities' configurables: listed in --help-all and --generate-config
-    classes = [*ExtensionApp.classes, NotebenchAssetRegistry, NotebenchJobService,
-               NotebenchMonitoringService]
+    classes = [*ExtensionApp.classes, *configurable_classes()]
 
     workspace_dir = Unicode(
         "",
@@ -178,8 +172,7 @@ class NotebenchApp(ExtensionApp):
         for capability in self.services.capabilities if self.services else []:
             routes.extend(capability.routes())
         self.handlers.extend((API_PREFIX + pattern, handler) for pattern, handler in routes)
-        monitoring = self.services.monitoring if self.services else None
-        self.handlers.extend(monitoring.app_routes() if monitoring else [])
+        self.handlers.extend(self.services.app_routes() if self.services else [])
         self.handlers.append((API_PREFIX + r"(.*)", NotFoundHandler))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -195,7 +188,7 @@ class NotebenchApp(ExtensionApp):
         scrubber.add(self._server_token)
         os.environ[ENV_WORKSPACE] = str(workspace.path)
         os.environ[ENV_VOILA_ACTIONS] = "1" if self.voila_actions else "0"
-        os.environ[RUNS_DIR_ENV] = str(workspace.root("artifacts") / "jobs")
+        os.environ.update(services.kernel_environment())
         if workspace.read_only:
             log.warning("notebench: %s", workspace.read_only_reason())
             services.ready = True
@@ -211,8 +204,7 @@ class NotebenchApp(ExtensionApp):
                  len(written))
 
     def current_activity(self) -> list[dict[str, Any]] | None:
-        jobs = self.services.jobs if self.services is not None else None
-        return jobs.current_activity() if jobs is not None else None
+        return self.services.current_activity() if self.services is not None else None
 
     async def stop_extension(self) -> None:
         scrubber.discard(getattr(self, "_server_token", None))

@@ -1,9 +1,11 @@
 """What a capability (hardware, assets, jobs, monitoring) gives the extension.
 
 Each capability package exposes one ``CAPABILITY``: its schema migrations, its topics,
-a factory for its service, and its routes. Its routes and topics belong to its area
-(``notebench:<name>``): streaming one of its topics needs ``read`` there. The app wires
-them in ``CAPABILITIES`` order, so a later capability may use an earlier one's service.
+a factory for its service, its routes, and the hooks the app calls for every capability
+(routes outside ``notebench/api/``, variables for kernels, what keeps the server busy,
+configurable classes). Its routes and topics belong to its area (``notebench:<name>``):
+streaming one of its topics needs ``read`` there. The app wires them in ``CAPABILITIES``
+order, so a later capability may use an earlier one's service (through ``seams``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ if TYPE_CHECKING:
 CAPABILITIES = ("hardware", "assets", "jobs", "monitoring")
 
 
+def _none() -> list[Any]:
+    return []
+
+
+def _no_environment(service: Any) -> dict[str, str]:
+    return {}
+
+
+def _no_activity(service: Any) -> list[dict[str, Any]] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Capability:
     """A capability's parts."""
@@ -34,6 +48,14 @@ class Capability:
     schema: list[str] = field(default_factory=list)
     topics: tuple[str, ...] = ()
     topic_patterns: tuple[str, ...] = ()
+    #: routes outside ``notebench/api/`` (patterns relative to the server's base URL)
+    app_routes: Callable[[], list[tuple[str, type]]] = _none
+    #: variables for the kernels and jobs the server starts, from the service
+    environment: Callable[[Any], dict[str, str]] = _no_environment
+    #: what keeps the server busy (its ``/api/status`` activity), from the service
+    activity: Callable[[Any], list[dict[str, Any]] | None] = _no_activity
+    #: the configurable classes (``c.<Class>.<option>``) listed by ``--help-all``
+    configurables: Callable[[], list[type]] = _none
 
     @property
     def area(self) -> str:
@@ -62,6 +84,11 @@ def load_capabilities() -> list[Capability]:
         if capability is not None:
             found.append(capability)
     return found
+
+
+def configurable_classes() -> list[type]:
+    """Every installed capability's configurable classes, in capability order."""
+    return [cls for capability in load_capabilities() for cls in capability.configurables()]
 
 
 def openapi_document(capabilities: list[Capability]) -> bytes:

@@ -16,6 +16,7 @@ from .capability import Capability, openapi_document
 from .credentials import ViewerTokens
 from .events.bus import EventBus
 from .logs import LogStore
+from .seams import AssetsView, HardwareView, JobsView, MonitoringView
 from .store import Store
 from .workspace import Workspace
 
@@ -30,7 +31,8 @@ class Services:
     """The extension's collaborators, built once per server.
 
     A capability's service may define ``async start()`` (after the loop runs) and
-    ``async stop()``; both are called in capability order (stop in reverse).
+    ``async stop()``; both are called in capability order (stop in reverse). The
+    capability fields are typed by what the others may use of them (``seams``).
     """
 
     config: NotebenchApp
@@ -39,10 +41,10 @@ class Services:
     bus: EventBus
     logs: LogStore
     capabilities: list[Capability] = field(default_factory=list)
-    hardware: Any = None
-    assets: Any = None
-    jobs: Any = None
-    monitoring: Any = None
+    hardware: HardwareView | None = None
+    assets: AssetsView | None = None
+    jobs: JobsView | None = None
+    monitoring: MonitoringView | None = None
     started: float = field(default_factory=time.time)
     #: tokens minted for the viewers of Voila pages (``voila_hook``)
     viewer_tokens: ViewerTokens = field(default_factory=ViewerTokens)
@@ -55,7 +57,27 @@ class Services:
         self.capabilities.append(capability)
 
     def capability_services(self) -> list[Any]:
-        return [getattr(self, c.name) for c in self.capabilities]
+        return [service for _, service in self._wired()]
+
+    def _wired(self) -> list[tuple[Capability, Any]]:
+        return [(c, getattr(self, c.name)) for c in self.capabilities]
+
+    def app_routes(self) -> list[tuple[str, type]]:
+        """Every capability's routes outside ``notebench/api/``."""
+        return [route for c in self.capabilities for route in c.app_routes()]
+
+    def kernel_environment(self) -> dict[str, str]:
+        """The variables every capability sets for kernels (and jobs) the server starts."""
+        env: dict[str, str] = {}
+        for capability, service in self._wired():
+            env.update(capability.environment(service))
+        return env
+
+    def current_activity(self) -> list[dict[str, Any]] | None:
+        """What keeps the server busy, from every capability (None: nothing)."""
+        found = [item for capability, service in self._wired()
+                 for item in capability.activity(service) or []]
+        return found or None
 
     async def start(self) -> None:
         for service in self.capability_services():

@@ -22,5 +22,5 @@ def _create(app: NotebenchApp, services: Services) -> NotebenchAssetRegistry:
 
 CAPABILITY = Capability(
     name="assets", create=_create, routes=asset_routes, schema=MIGRATIONS,
-    topics=(ASSETS_TOPIC,),
+    topics=(ASSETS_TOPIC,), configurables=lambda: [NotebenchAssetRegistry],
 )

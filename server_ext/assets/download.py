@@ -110,7 +110,7 @@ def _etag_matches(header: str | None, etag: str | None) -> bool:
 
 async def plan_download(registry: NotebenchAssetRegistry, asset_id: str,
                         request_headers: Mapping[str, str]) -> DownloadPlan:
-    row = await registry._row(asset_id)
+    row = await registry.row(asset_id)
     if row["state"] != "present":
         raise not_found("the asset is in the trash" if row["state"] == "trashed"
                         else "the asset's file is missing")
@@ -255,7 +255,7 @@ def _check_member(registry: NotebenchAssetRegistry, path: str, st: os.stat_resul
     """A member must still be a regular file with no hard link the registry did not make."""
     if not stat.S_ISREG(st.st_mode):
         raise _member_missing(path)
-    if st.st_nlink > 1 and not registry._link_ok_sync(st.st_dev, st.st_ino, st.st_nlink):
+    if st.st_nlink > 1 and not registry.link_ok_sync(st.st_dev, st.st_ino, st.st_nlink):
         raise ApiError(403, "hard_link_refused",
                        f"a file of the folder has other hard links: {path}")
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import errno
-import secrets
-import time
 import urllib.parse
 from typing import Any
 
@@ -21,10 +18,9 @@ from ..handlers import NotebenchHandler
 from ..logs.text import printable
 from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
+from .idle import Receiving
 from .multipart import MultipartStream, boundary_of
-from .paths import check_name
 from .registry import ID_PATTERN, NotebenchAssetRegistry
-from .roots import Category
 from .sendfile import (
     DirectSender,
     chunked_stream,
@@ -32,9 +28,9 @@ from .sendfile import (
     expects_raw_body,
     write_chunk,
 )
-from .sink import FileSink, too_large
-from .sniff import detect, extension_allowed, unsupported_type
-from .uploads import STREAM_PREFIX, UPLOAD_ID_PATTERN, check_digest, digest_mismatch
+from .single_upload import SingleUpload, connection_closer
+from .sink import FileSink, storage_error, too_large
+from .uploads import UPLOAD_ID_PATTERN, check_digest
 
 MULTIPART_SLACK = 1024 * 1024  # form overhead allowed beyond the file's limit
 NAME_HEADER = "X-Asset-Name"
@@ -111,24 +107,17 @@ def _spawn(coro: Any) -> None:
     task.add_done_callback(_BACKGROUND.discard)
 
 
-def _storage_error(exc: OSError) -> ApiError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ApiError(507, "insufficient_storage", "the disk is full")
-    return ApiError(500, "write_failed", "the file could not be written")
-
-
 class _StreamedBody(AssetsHandler):
-    """Shared by streamed uploads: a sink, its clean-up whatever way the request ends.
+    """Shared by streamed uploads: clean-up whatever way the request ends.
 
-    While the body arrives the handler is in ``assets.streams`` with the time of its
-    last chunk; the registry closes connections idle longer than ``upload_idle_timeout``.
+    While the body arrives the request holds a ticket of the registry's ``IdleWatch``
+    (touched at each chunk); the registry closes the socket of a body idle longer than
+    ``upload_idle_timeout``, and the clean-up of a dropped connection runs.
     """
 
-    sink: FileSink | None = None
     receiving = False
     failed = False
-    committed = False
-    last_activity = 0.0
+    ticket: Receiving | None = None
 
     @classmethod
     def allowed_methods(cls) -> list[str]:
@@ -150,19 +139,23 @@ class _StreamedBody(AssetsHandler):
 
     def start_receiving(self) -> None:
         self.receiving = True
-        self.last_activity = time.monotonic()
-        self.assets.streams.add(self)
+        self.ticket = self.assets.idle.start(connection_closer(self.request.connection))
 
     def stop_receiving(self) -> None:
         self.receiving = False
-        self.assets.streams.discard(self)
+        self.assets.idle.stop(self.ticket)
+        self.ticket = None
 
-    def close_idle(self) -> None:
-        """Called by the registry's watchdog: the client stopped sending."""
-        connection = self.request.connection
-        stream = getattr(connection, "stream", None)
-        if stream is not None:
-            stream.close()
+    def got_bytes(self) -> None:
+        if self.ticket is not None:
+            self.ticket.touch()
+
+    def holds_data(self) -> bool:
+        """Whether a temp file or chunk is still open (``discard`` handles it)."""
+        return False
+
+    async def discard(self) -> None:
+        """Drop what was received and not kept."""
 
     async def abort_with(self, error: ApiError) -> None:
         """Answer now (413/415/...), drop what was written; Tornado then closes the socket."""
@@ -171,23 +164,15 @@ class _StreamedBody(AssetsHandler):
         if not self._finished:
             self.send_error(error.status, exc_info=(type(error), error, None))
 
-    async def discard(self) -> None:
-        sink, self.sink = self.sink, None
-        if sink is not None and not self.committed:
-            await sink.close(remove=True)
-
     def on_connection_close(self) -> None:
         super().on_connection_close()
         if self.receiving:
             self.stop_receiving()
-            _spawn(self.connection_lost())
-
-    async def connection_lost(self) -> None:
-        await self.discard()
+            _spawn(self.discard())
 
     def on_finish(self) -> None:
         self.stop_receiving()
-        if self.sink is not None and not self.committed:
+        if self.holds_data():
             _spawn(self.discard())
 
 
@@ -198,14 +183,11 @@ class UploadHandler(_StreamedBody):
     Everything that can be checked without the body is checked in ``prepare()`` (which
     Tornado runs before reading it): authentication and authorization (the base class),
     the category, the name, the type by extension, a free name and a declared
-    ``Content-Length`` over the limit (413). Only then is the body limit raised.
+    ``Content-Length`` over the limit (413). Only then is the body limit raised. The
+    pipeline itself is ``SingleUpload``.
     """
 
-    category: Category
-    name: str | None = None
-    form: MultipartStream | None = None
-    expected: str | None = None
-    overwrite = False
+    upload: SingleUpload | None = None
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -213,12 +195,12 @@ class UploadHandler(_StreamedBody):
             return  # Tornado answers 405
         self.require_writable()
         assets = self.assets
-        self.category = assets.category(self.path_args[0])
-        await self.require_write_into(self.category.name)
-        limit = self.category.max_bytes
-        self.overwrite = self.flag("overwrite")
-        self.expected = check_digest(self.raw_argument("sha256")
-                                     or self.request.headers.get(DIGEST_HEADER))
+        category = assets.category(self.path_args[0])
+        await self.require_write_into(category.name)
+        limit = category.max_bytes
+        overwrite = self.flag("overwrite")
+        expected = check_digest(self.raw_argument("sha256")
+                                or self.request.headers.get(DIGEST_HEADER))
         boundary = boundary_of(self.request.headers.get("Content-Type", ""))
         declared = _declared_length(self)
         allowance = limit + (MULTIPART_SLACK if boundary else 0)
@@ -231,99 +213,50 @@ class UploadHandler(_StreamedBody):
                                                 errors="strict")
             except UnicodeDecodeError:
                 raise bad_request("the name header is not UTF-8", "invalid_name") from None
-        if raw_name is not None:
-            await self.start_file(raw_name)
-        elif boundary is None:
+        if raw_name is None and boundary is None:
             raise bad_request("name the file: ?name=, the X-Asset-Name header or a "
                               "multipart/form-data body", "invalid_name")
+        self.upload = SingleUpload(assets, category, overwrite=overwrite, expected=expected)
+        if raw_name is not None:
+            await self.upload.start_file(raw_name)
         if boundary is not None:
             config = self.services.config
-            self.form = MultipartStream(boundary,
-                                        max_header_bytes=config.multipart_max_header_bytes,
-                                        max_headers=config.multipart_max_headers)
+            self.upload.form = MultipartStream(
+                boundary, max_header_bytes=config.multipart_max_header_bytes,
+                max_headers=config.multipart_max_headers)
         _tune_connection(self, allowance + MULTIPART_SLACK, assets.upload_read_chunk_bytes)
         self.start_receiving()
 
-    async def start_file(self, raw_name: str) -> None:
-        """Check the name, refuse taken names early, open the temp file."""
-        assets = self.assets
-        name = check_name(raw_name, allow_hidden=assets.hidden_allowed)
-        category = self.category
-        if not extension_allowed(name, category.types):
-            raise unsupported_type("this kind of file is not allowed here")
-        await assets.check_free(category, name, self.overwrite)
-        self.name = name
-        temp = assets.tmp_dir(category) / f"{STREAM_PREFIX}{secrets.token_hex(12)}.part"
+    def holds_data(self) -> bool:
+        return self.upload is not None and self.upload.sink is not None
 
-        def check(head: bytes, complete: bool) -> Any:
-            return detect(name, head, complete, category.types)
-
-        sink = FileSink(temp, limit=category.max_bytes, type_check=check,
-                        batch_bytes=assets.upload_batch_bytes)
-        await sink.open()
-        self.sink = sink
+    async def discard(self) -> None:
+        if self.upload is not None:
+            await self.upload.discard()
 
     async def data_received(self, chunk: bytes) -> None:
         if self.failed or self._finished or not self.receiving:
             return  # also the body of a request prepare() let through unread (OPTIONS)
-        self.last_activity = time.monotonic()
+        self.got_bytes()
+        assert self.upload is not None
         try:
-            if self.form is None:
-                assert self.sink is not None
-                await self.sink.feed(chunk)
-                return
-            pieces = self.form.feed(chunk)
-            if self.sink is None and self.form.file_started:
-                await self.start_file(self.form.filename or "")
-            for piece in pieces:
-                assert self.sink is not None
-                await self.sink.feed(piece)
+            await self.upload.feed(chunk)
         except ApiError as exc:
             await self.abort_with(exc)
         except OSError as exc:
-            await self.abort_with(_storage_error(exc))
+            await self.abort_with(storage_error(exc))
 
     async def post(self, category: str) -> None:
         self.stop_receiving()
         if self.failed or self._finished:
             return
+        assert self.upload is not None
         try:
-            await self.commit()
+            asset = await self.upload.commit(lambda: self.raw_argument("tags"))
         finally:
             await self.discard()
-
-    async def commit(self) -> None:
-        if self.form is not None:
-            self.form.finish()
-            fields = self.form.fields
-            self.expected = self.expected or check_digest(fields.get("sha256"))
-            if fields.get("overwrite", "").lower() in ("1", "true", "yes", "on"):
-                self.overwrite = True
-        sink = self.sink
-        if sink is None or self.name is None:
-            raise bad_request("the form has no file part", "invalid_multipart")
-        try:
-            digest = await sink.finish()
-        except OSError as exc:
-            raise _storage_error(exc) from None
-        assert digest is not None and sink.sniffed is not None
-        if self.expected and digest != self.expected:
-            raise digest_mismatch(self.expected, digest)
-        tags = check_tags(_tag_list(self.raw_argument("tags")))
-        asset = await self.assets.place_file(
-            self.category, self.name, sink.path, sha256=digest, size=sink.size,
-            sniffed=sink.sniffed, overwrite=self.overwrite, source="upload", tags=tags,
-            metadata={})
-        self.committed = True
-        self.sink = None
         self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
         self.write_json(asset, status=201)
-
-
-def _tag_list(raw: str | None) -> list[str] | None:
-    if not raw:
-        return None
-    return [t for t in raw.split(",") if t.strip()]
 
 
 class UploadsHandler(AssetsHandler):
@@ -345,6 +278,10 @@ class UploadSessionHandler(_StreamedBody):
     """``HEAD``/``GET`` (offset reached), ``PATCH`` (a chunk at an offset), ``DELETE``."""
 
     uid = ""
+    sink: FileSink | None = None
+
+    def holds_data(self) -> bool:
+        return self.sink is not None
 
     async def prepare(self) -> None:
         await super().prepare()
@@ -374,13 +311,13 @@ class UploadSessionHandler(_StreamedBody):
     async def data_received(self, chunk: bytes) -> None:
         if self.failed or self._finished or self.sink is None:
             return
-        self.last_activity = time.monotonic()
+        self.got_bytes()
         try:
             await self.sink.feed(chunk)
         except ApiError as exc:
             await self.refuse_chunk(exc)
         except OSError as exc:
-            await self.refuse_chunk(_storage_error(exc))
+            await self.refuse_chunk(storage_error(exc))
 
     async def refuse_chunk(self, error: ApiError) -> None:
         self.failed = True
@@ -407,7 +344,7 @@ class UploadSessionHandler(_StreamedBody):
         try:
             status = await self.assets.uploads.close_chunk(uid, sink)
         except OSError as exc:
-            raise _storage_error(exc) from None
+            raise storage_error(exc) from None
         self.set_header(OFFSET_HEADER, str(status["offset"]))
         self.write_json(status)
 
@@ -574,7 +511,7 @@ class ImportHandler(AssetsHandler):
         self.require_writable()
         body = self.body_object()
         await self.require_write_into(str(body.get("category", "")))
-        asset = await self.assets.import_asset(body)
+        asset = await self.assets.linker.import_asset(body)
         self.write_json(asset, status=201)
 
 
@@ -603,7 +540,7 @@ class TrashHandler(AssetsHandler):
     """``GET assets/trash``."""
 
     async def get(self) -> None:
-        self.write_json(await self.assets.list_trash(self.raw_argument("category")))
+        self.write_json(await self.assets.trash.list(self.raw_argument("category")))
 
 
 class TrashPurgeHandler(AssetsHandler):
@@ -627,7 +564,7 @@ class TrashRestoreHandler(AssetsHandler):
     async def post(self, asset_id: str) -> None:
         self.require_writable()
         await self.require_write_into(await self.assets.category_of(asset_id))
-        self.write_json(await self.assets.restore(asset_id))
+        self.write_json(await self.assets.trash.restore(asset_id))
 
 
 class TrashItemHandler(AssetsHandler):
@@ -635,7 +572,7 @@ class TrashItemHandler(AssetsHandler):
 
     async def delete(self, asset_id: str) -> None:
         self.require_writable()
-        self.write_json(await self.assets.purge(asset_id))
+        self.write_json(await self.assets.trash.purge(asset_id))
 
 
 def asset_routes() -> list[tuple[str, type]]:

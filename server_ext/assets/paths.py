@@ -59,6 +59,23 @@ def path_not_found() -> ApiError:
     return ApiError(404, "not_found", NOT_FOUND_MESSAGE)
 
 
+def name_exists(message: str = "a file with this name exists (send overwrite=true to move "
+                               "it to the trash)") -> ApiError:
+    return ApiError(409, "name_exists", message)
+
+
+def job_folder_refused() -> ApiError:
+    return ApiError(403, "job_directory",
+                    "the jobs folder and job directories belong to the jobs, not to the "
+                    "asset registry (a job's files are registered by the job; trash a job "
+                    "with DELETE lifecycle/jobs/{id})")
+
+
+def hard_link_refused() -> ApiError:
+    return ApiError(403, "hard_link_refused",
+                    "the file has other hard links (they may lead outside the root)")
+
+
 def check_name(raw: str, *, allow_hidden: bool = False) -> str:
     """One valid file name (NFC), or ``400 invalid_name``."""
     if not isinstance(raw, str) or not raw:

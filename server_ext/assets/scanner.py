@@ -22,7 +22,6 @@ import secrets
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +30,12 @@ import orjson
 from ..errors import ApiError
 from .hashing import read_fd
 from .paths import RESERVED, check_name, open_beneath, real_root
+from .ports import ScanChanges
 from .schema import insert_asset, own_link
 from .sniff import describe
 
 if TYPE_CHECKING:
-    from .registry import NotebenchAssetRegistry
+    from .ports import AssetCore
 
 log = logging.getLogger("notebench.assets")
 
@@ -44,25 +44,10 @@ SETTLE_S = 2.0
 HASH_BATCH = 200
 
 
-@dataclass
-class ScanChanges:
-    added: int = 0
-    changed: int = 0
-    missing: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.missing)
-
-    def merge(self, other: ScanChanges) -> None:
-        self.added += other.added
-        self.changed += other.changed
-        self.missing += other.missing
-
-
 class Scanner:
     """Keeps each category's rows in step with its folder."""
 
-    def __init__(self, registry: NotebenchAssetRegistry) -> None:
+    def __init__(self, registry: AssetCore) -> None:
         self.registry = registry
         self.store = registry.store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebench-scan")
@@ -284,7 +269,7 @@ class Hasher:
     (still being written) are left for a pass ``SETTLE_S`` later.
     """
 
-    def __init__(self, registry: NotebenchAssetRegistry) -> None:
+    def __init__(self, registry: AssetCore) -> None:
         self.registry = registry
         self.store = registry.store
         self._wake = asyncio.Event()

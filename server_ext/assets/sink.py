@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import hashlib
 import os
 import sys
@@ -47,6 +48,13 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     """
     if _SYNC_FILE_RANGE is not None and length:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
+def storage_error(exc: OSError) -> ApiError:
+    """507 for a full disk (or quota), else 500: a write of an upload failed."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ApiError(507, "insufficient_storage", "the disk is full")
+    return ApiError(500, "write_failed", "the file could not be written")
 
 
 def too_large(limit: int) -> ApiError:

@@ -34,7 +34,7 @@ from .sink import FileSink, too_large
 from .sniff import HEAD_BYTES, detect, extension_allowed, unsupported_type
 
 if TYPE_CHECKING:
-    from .registry import NotebenchAssetRegistry
+    from .ports import AssetCore
 
 UPLOAD_ID_PATTERN = r"[0-9a-f]{32}"
 _UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)
@@ -61,7 +61,7 @@ def digest_mismatch(expected: str, got: str) -> ApiError:
 class ResumableUploads:
     """The ``asset_uploads`` rows, their part files and running hashes."""
 
-    def __init__(self, registry: NotebenchAssetRegistry) -> None:
+    def __init__(self, registry: AssetCore) -> None:
         self.registry = registry
         self.store = registry.store
         self._hashers: dict[str, tuple[int, Any]] = {}

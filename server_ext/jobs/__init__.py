@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from notebench.jobprotocol import JOB_TOPIC_PATTERN, JOBS_TOPIC
+from notebench.jobprotocol import JOB_TOPIC_PATTERN, JOBS_TOPIC, RUNS_DIR_ENV
 
 from ..capability import Capability
 from .schema import MIGRATIONS
@@ -17,6 +17,7 @@ from .schema import MIGRATIONS
 if TYPE_CHECKING:
     from ..app import NotebenchApp
     from ..services import Services
+    from .service import NotebenchJobService
 
 
 def _create(app: NotebenchApp, services: Services) -> Any:
@@ -31,7 +32,23 @@ def _routes() -> list[tuple[str, type]]:
     return jobs_routes()
 
 
+def _environment(service: NotebenchJobService) -> dict[str, str]:
+    """Kernels find the interactive runs' folder (``notebench.run``) here."""
+    return {RUNS_DIR_ENV: str(service.runs_dir)}
+
+
+def _activity(service: NotebenchJobService) -> list[dict[str, Any]] | None:
+    return service.current_activity()
+
+
+def _configurables() -> list[type]:
+    from .service import NotebenchJobService
+
+    return [NotebenchJobService]
+
+
 CAPABILITY = Capability(
     name="jobs", create=_create, routes=_routes, schema=MIGRATIONS,
     topics=(JOBS_TOPIC,), topic_patterns=(JOB_TOPIC_PATTERN,),
+    environment=_environment, activity=_activity, configurables=_configurables,
 )

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..downsample import BUCKET_FIELDS, Grid, bucket_columns, downsample_arrays, grid_for
 from . import series as packed
-from .downsample import BUCKET_FIELDS, Grid, bucket_columns, downsample_arrays, grid_for
 
 #: words in a metric's name that make lower values better (else higher is better)
 LOWER_IS_BETTER = ("loss", "err", "mse", "mae", "rmse", "perplexity", "ppl", "wer", "cer",

@@ -18,8 +18,8 @@ from ..errors import bad_request
 from ..events.bus import Event, encode_payload, sse_frame
 from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
+from ..logs.query import query_from_args
 from . import states
-from .logquery import query_from_args
 from .service import DEFAULT_MAX_POINTS, MAX_PAGE, MAX_POINTS_LIMIT
 from .store import SORT_KEYS
 from .sweeps import SWEEP_ID

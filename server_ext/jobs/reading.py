@@ -18,10 +18,10 @@ import orjson
 from notebench.jobprotocol import OUTPUT
 
 from ..errors import ApiError, not_found
+from ..logs.query import LogQuery, run_query
 from ..scrubbing import scrubber
 from . import artifacts as files
 from . import store as jobstore
-from .logquery import LogQuery, run_query
 
 CSV_PAGE = 20_000  # rows of a metrics CSV read and formatted at once
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notebench.jobprotocol import MANIFEST_FILE, METRICS_CSV, OUTPUT, PAPERMILL_LOG
 
@@ -24,12 +24,15 @@ from . import states
 from .artifacts import safe_file
 from .jobdir import read_json
 
+if TYPE_CHECKING:
+    from ..seams import AssetsView
+
 log = logging.getLogger("notebench.jobs")
 
 _RECONCILE_TRIES = 10  # each waits the registry's listing budget for its scan
 
 
-async def register_outputs(assets: Any, row: dict[str, Any],
+async def register_outputs(assets: AssetsView, row: dict[str, Any],
                            checkpoints: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Register a job's files; returns the model record (``job.model``) when one was linked."""
     job_id = row["id"]
@@ -57,7 +60,7 @@ async def register_outputs(assets: Any, row: dict[str, Any],
             "path": src.relative_to(job_dir.resolve()).as_posix(), "metrics": metrics}
 
 
-async def register_artifacts(assets: Any, row: dict[str, Any],
+async def register_artifacts(assets: AssetsView, row: dict[str, Any],
                              checkpoints: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Register a job's files in place as ``artifacts`` (the output notebook, the log, the
     metrics, what the manifest names, the checkpoints); returns the manifest's model entry."""
@@ -83,7 +86,7 @@ async def register_artifacts(assets: Any, row: dict[str, Any],
     return model
 
 
-async def forget_artifacts(assets: Any, job_id: str, rel_dir: str) -> int:
+async def forget_artifacts(assets: AssetsView, job_id: str, rel_dir: str) -> int:
     """Drop the job's artifact assets from the registry once its directory has left the
     root (moved to the trash): the registry first notices the files gone, then forgets
     them. ``rel_dir``: the job directory relative to the ``artifacts`` root. Returns how

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .downsample import SPECIAL_CODES, special_code
+from ..downsample import SPECIAL_CODES, special_code
 
 CHUNK_POINTS = 2048  # the last chunk grows in place: at most this much is rewritten per batch
 _INSERT_POINTS = ("INSERT OR IGNORE INTO job_metrics (job_id, name, idx, step, t, value, "

@@ -73,6 +73,7 @@ from .templates import (
 )
 
 if TYPE_CHECKING:
+    from ..seams import UsageSource
     from ..services import Services
 
 log = logging.getLogger("notebench.jobs")
@@ -214,6 +215,7 @@ class NotebenchJobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         self._disk_checked = 0.0
         self._disk_measured: dict[str, float] = {}
         self._retention_checked = time.monotonic()
+        self._usage_sources: list[UsageSource] = []
 
     # -- life cycle ---
 
@@ -310,6 +312,20 @@ class NotebenchJobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
         return {"ok": True, "status": "ok",
                 "detail": f"running ({len(self._active)} active jobs, executor "
                           f"{self.executor.name})"}
+
+    def add_usage_source(self, source: UsageSource) -> None:
+        """Fill the jobs' ``usage`` field from ``source`` (a later capability's figures:
+        monitoring subscribes when it is created); the first answer that is not None wins."""
+        self._usage_sources.append(source)
+
+    def _usage(self, job_id: str) -> dict[str, Any] | None:
+        for source in self._usage_sources:
+            usage = None
+            with contextlib.suppress(Exception):
+                usage = source(job_id)
+            if usage is not None:
+                return usage
+        return None
 
     def current_activity(self) -> list[dict[str, Any]] | None:
         """What keeps the server busy: the active jobs (None when there are none)."""
@@ -586,11 +602,7 @@ class NotebenchJobService(ControlMixin, FinalizeMixin, ReadingMixin, RunsMixin,
                 progress[key] = fraction
         progress["fraction"] = progress_fraction(progress, row["state"])
         progress.update(self._eta(job_id, progress, row["state"]))
-        usage = None
-        monitoring = self.services.monitoring if self.services else None
-        if monitoring is not None and hasattr(monitoring, "job_usage"):
-            with contextlib.suppress(Exception):
-                usage = monitoring.job_usage(job_id)
+        usage = self._usage(job_id)
         return {
             "id": job_id, "kind": row["kind"], "name": row["name"], "state": row["state"],
             "reason": row["reason"], "template": row["template"],

@@ -1,4 +1,4 @@
-"""The transitions between job states and the control actions (DESIGN.md, Jobs).
+"""The transitions between job states and the control actions.
 
 The states themselves, and which are final, are ``notebench.jobprotocol``'s (shared with
 the kernel's client and widgets). ``queued`` → ``running`` ⇄ ``paused``;

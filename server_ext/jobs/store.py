@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
+from ..downsample import SqlSeries, downsample_sql
 from . import series
-from .downsample import SqlSeries, downsample_sql
 
 JSON_FIELDS = ("parameters", "resolved", "auto", "resources", "tags", "progress",
                "latest_metrics", "error", "processes", "model", "final_metrics")

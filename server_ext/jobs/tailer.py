@@ -41,10 +41,10 @@ from notebench.jobprotocol import (
     progress_fraction,
 )
 
+from ..logs.query import collapse_cr
 from ..scrubbing import scrubber
 from . import store as jobstore
 from .jobdir import read_json
-from .logquery import collapse_cr
 
 log = logging.getLogger("notebench.jobs")
 

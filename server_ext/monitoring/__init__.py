@@ -31,7 +31,21 @@ def _routes() -> list[tuple[str, type]]:
     return monitoring_routes()
 
 
+def _app_routes() -> list[tuple[str, type]]:
+    """Prometheus at ``notebench/metrics``, outside ``notebench/api/``."""
+    from .handlers import PrometheusHandler
+
+    return [(r"notebench/metrics", PrometheusHandler)]
+
+
+def _configurables() -> list[type]:
+    from .service import NotebenchMonitoringService
+
+    return [NotebenchMonitoringService]
+
+
 CAPABILITY = Capability(
     name="monitoring", create=_create, routes=_routes, schema=MIGRATIONS,
-    topics=(MONITORING_TOPIC, ALERTS_TOPIC),
+    topics=(MONITORING_TOPIC, ALERTS_TOPIC), app_routes=_app_routes,
+    configurables=_configurables,
 )

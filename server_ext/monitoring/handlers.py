@@ -13,7 +13,7 @@ from ..errors import bad_request
 from ..events.bus import Event
 from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
-from ..jobs.logquery import query_from_args
+from ..logs.query import query_from_args
 from .history import MAX_POINTS_LIMIT
 from .prometheus import CONTENT_TYPE_LATEST
 from .service import MONITORING_TOPIC, STREAM_TOPICS

@@ -3,7 +3,7 @@
 The ring keeps every sample of the last ``ring_seconds`` (15 minutes) per series. Each
 time a sample crosses a bucket boundary (``bucket_seconds``, 10 s), the finished bucket
 of every persisted series is reduced to count/min/mean/max/last with the one
-downsampling module (``jobs/downsample.py``) and written to ``monitoring_history``, and
+downsampling module (``server_ext/downsample.py``) and written to ``monitoring_history``, and
 merged into the series' wider bucket (``rollup_seconds``, 60 s) of the same table; rows
 older than ``keep_hours`` (24 h) are pruned. A restart keeps the buckets; the partial
 bucket is written at stop and merged with what the next server adds to it.
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from ..jobs.downsample import Grid, aligned_grid, downsample
+from ..downsample import Grid, aligned_grid, downsample
 from .series import CATALOG, SeriesKey, key_text, names_matching, unit_of
 
 DEFAULT_MAX_POINTS = 1000

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notebench.jobprotocol import (
     FAILED,
@@ -32,6 +32,10 @@ from notebench.jobprotocol import (
 )
 
 from .series import SeriesKey
+
+if TYPE_CHECKING:
+    from ..events.bus import EventBus
+    from ..seams import JobsView
 
 log = logging.getLogger("notebench.monitoring")
 
@@ -52,7 +56,7 @@ class JobWatch:
 
     internal = True  # a follower inside the server, not a client's stream
 
-    def __init__(self, bus: Any, jobs: Any, *, loss_patterns: list[str],
+    def __init__(self, bus: EventBus, jobs: JobsView | None, *, loss_patterns: list[str],
                  failed_seconds: float = 300.0, linger_seconds: float = 300.0) -> None:
         self.bus = bus
         self.jobs = jobs

@@ -24,8 +24,8 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ApiError, bad_request, not_found
 from ..events.bus import Event, encode_payload, sse_frame
 from ..events.sse import StreamSubscriber
-from ..jobs.logquery import LogQuery, describe, run_query
 from ..logs import LOGS_TOPIC
+from ..logs.query import LogQuery, describe, run_query
 from .alerts import (
     AlertEngine,
     Rule,
@@ -170,6 +170,8 @@ class NotebenchMonitoringService(LoggingConfigurable):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_prune = 0.0
         self.transitions = 0
+        if services.jobs is not None:  # jobs fill their ``usage`` field from the samples
+            services.jobs.add_usage_source(self.job_usage)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -220,14 +222,11 @@ class NotebenchMonitoringService(LoggingConfigurable):
         roots = [("workspace", self.services.workspace.path)]
         devices = {_device(self.services.workspace.path)}
         assets = self.services.assets
-        for name, category in (getattr(assets, "categories", None) or {}).items():
-            path = getattr(category, "path", None)
-            if path is None:
-                continue
-            device = _device(Path(path))
+        for name, category in (assets.categories if assets is not None else {}).items():
+            device = _device(Path(category.path))
             if device not in devices:
                 devices.add(device)
-                roots.append((str(name), Path(path)))
+                roots.append((str(name), Path(category.path)))
         return roots
 
     def _job_pids(self) -> dict[str, list[int]]:
@@ -369,7 +368,7 @@ class NotebenchMonitoringService(LoggingConfigurable):
         if self.job_stall_minutes >= 0:
             return self.job_stall_minutes * 60.0
         jobs = self.services.jobs
-        minutes = getattr(jobs, "stall_minutes", 0.0) if jobs is not None else 0.0
+        minutes = jobs.stall_minutes if jobs is not None else 0.0
         return (minutes or 10.0) * 60.0
 
     def rules_listing(self) -> dict[str, Any]:
@@ -559,15 +558,6 @@ class NotebenchMonitoringService(LoggingConfigurable):
             return {"logs": removed, "alerts": conn.total_changes - before}
 
         return await self.store.write(prune)
-
-    # -- routes outside notebench/api/ ----------------------------------------------------------
-
-    def app_routes(self) -> list[tuple[str, type]]:
-        """Routes the app adds outside ``notebench/api/``: Prometheus at
-        ``notebench/metrics``."""
-        from .handlers import PrometheusHandler
-
-        return [(r"notebench/metrics", PrometheusHandler)]
 
 
 def _device(path: Path) -> int | None:

@@ -43,7 +43,7 @@ def jp_server_config(notebench_config: dict[str, Any]) -> dict[str, Any]:
                                               "tests.server_hooks": True}},
         "NotebenchApp": notebench_config,
         "NotebenchMonitoringService": {"interval": 0.25, "pss_interval": 1.0,
-                              "history_bucket_seconds": 1.0},
+                                       "history_bucket_seconds": 1.0},
         "NotebenchAssetRegistry": {"scan_interval": 0.0},
     }
 

@@ -8,14 +8,14 @@ import sqlite3
 
 import pytest
 
-from notebench.server.jobs.downsample import (
+from notebench.server.downsample import (
     SqlSeries,
     aligned_grid,
     downsample,
     downsample_sql,
     grid_for,
 )
-from notebench.server.jobs.logquery import collapse_cr
+from notebench.server.logs.query import collapse_cr
 
 
 def table(points: list[tuple[float, object]]) -> sqlite3.Connection:

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from notebench.server.jobs.downsample import (
+from notebench.server.downsample import (
     downsample,
     downsample_arrays,
     grid_for,

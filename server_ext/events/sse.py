@@ -215,6 +215,13 @@ class EventStreamHandler(NotebenchHandler):
         """Events a client receives first on connecting (e.g. the current sample)."""
         return []
 
+    async def unreadable_area(self, topic: str) -> str | None:
+        """The first area of ``topic`` the user may not read (None: the topic is readable)."""
+        for area in self.services.bus.topics.areas(topic) or ():
+            if not await self.is_allowed("read", f"notebench:{area}"):
+                return area
+        return None
+
     def _last_event_id(self) -> int | None:
         raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
             "last_event_id", None
@@ -274,11 +281,11 @@ class EventStreamHandler(NotebenchHandler):
         for topic, needed in areas.items():
             if needed is None:
                 raise ApiError(400, "unknown_topic", f"unknown topic: {topic}")
-        for topic, needed in areas.items():
-            for area in needed or ():
-                if not await self.is_allowed("read", f"notebench:{area}"):
-                    raise ApiError(403, "forbidden", f"reading the topic {topic} needs read "
-                                                     f"on notebench:{area}")
+        for topic in areas:
+            area = await self.unreadable_area(topic)
+            if area is not None:
+                raise ApiError(403, "forbidden", f"reading the topic {topic} needs read "
+                                                 f"on notebench:{area}")
         last_id = self._last_event_id()
         max_hz = self._max_hz()
         self._claim_stream()

@@ -48,15 +48,10 @@ class StreamHandler(EventStreamHandler):
     _readable: tuple[str, ...] = STREAM_TOPICS
 
     async def get(self, *args: str) -> None:
-        readable = [topic for topic in STREAM_TOPICS if await self._may_read(topic)]
+        readable = [topic for topic in STREAM_TOPICS
+                    if await self.unreadable_area(topic) is None]
         self._readable = tuple(readable) or STREAM_TOPICS  # none: the refusal names one
         await super().get(*args)
-
-    async def _may_read(self, topic: str) -> bool:
-        for area in self.services.bus.topics.areas(topic) or ():
-            if not await self.is_allowed("read", f"notebench:{area}"):
-                return False
-        return True
 
     def stream_topics(self, *args: str) -> list[str]:
         raw = self.get_query_argument("topics", "")

@@ -20,13 +20,14 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from ..bounds import MAX_SAFE_INT
+from ..bounds import parse_number
 from ..errors import ApiError, bad_request
 from ..handlers import NotebenchHandler
 from .bus import HEARTBEAT, Event, EventBus
 from .transport import ClientWriter
 
 MAX_HZ_LIMIT = 100.0
+MIN_HZ_FLOOR = 1e-3  # whatever sse_min_hz says
 _STREAM_COUNTS = "notebench_open_streams"  # application setting: user -> open streams
 
 
@@ -226,30 +227,13 @@ class EventStreamHandler(NotebenchHandler):
         raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
             "last_event_id", None
         )
-        if raw in (None, ""):
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request("last_event_id must be an integer", "invalid_event_id") from None
-        if not 0 <= value <= MAX_SAFE_INT:
-            raise bad_request(f"last_event_id must be between 0 and {MAX_SAFE_INT}",
-                              "invalid_event_id")
-        return value
+        return parse_number("last_event_id", raw, int, low=0, code="invalid_event_id")
 
     def _max_hz(self) -> float | None:
-        raw = self.get_query_argument("max_hz", None)
-        if raw in (None, ""):
-            return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise bad_request("max_hz must be a number", "invalid_max_hz") from None
-        low = self.services.config.sse_min_hz
-        if not (value > 0 and low <= value <= MAX_HZ_LIMIT):
-            raise bad_request(f"max_hz must be between {low:g} and {MAX_HZ_LIMIT:g}",
-                              "invalid_max_hz")
-        return value
+        # a configured floor of 0 still keeps the rate positive (its interval is 1/max_hz)
+        low = max(self.services.config.sse_min_hz, MIN_HZ_FLOOR)
+        return parse_number("max_hz", self.get_query_argument("max_hz", None), float,
+                            low=low, high=MAX_HZ_LIMIT, code="invalid_max_hz")
 
     def _claim_stream(self) -> None:
         """Count this stream against its user's ``max_streams_per_user`` (429 past it);

@@ -7,7 +7,8 @@ import time
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ApiError, bad_request, not_found
+from ..errors import ApiError, not_found
+from ..trash import retention_cutoff
 from . import repository, schema
 from .paths import name_exists
 from .trash import move_to_trash, purge_slot, restore_from_trash, trash_usage
@@ -107,11 +108,9 @@ class TrashBin:
         """Purge what was trashed before ``older_than_days`` (default: the retention)."""
         core = self.core
         days = core.trash_retention_days if older_than_days is None else older_than_days
-        if days < 0:
-            raise bad_request("older_than_days must not be negative")
+        cutoff = retention_cutoff(days)
         if category is not None:
             core.category(category)
-        cutoff = time.time() - days * 86400
         rows = await core.store.read(lambda conn: repository.trashed_before(conn, cutoff,
                                                                             category))
         purged = []

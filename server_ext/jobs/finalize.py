@@ -1,6 +1,6 @@
 """The end of a job: noticed, its files read to the end, its outcome decided, its outputs kept.
 
-``FinalizeMixin`` is part of ``NotebenchJobService``. A job ends when its runner process exits (the
+The ``Finisher`` does it for the supervisor. A job ends when its runner process exits (the
 executor's ``watch`` says so at once; the tick's liveness check is the fallback, e.g. for
 executors that cannot watch) or when an interactive run reports its end. Then, under the
 job's lock: the tailer reads the job's files to their end, anything left of the job is
@@ -17,24 +17,29 @@ for the GIL for seconds), else in a thread, a batch of rows at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from notebench.jobprotocol import JOBS_TOPIC, METRICS_CSV, job_topic
+from notebench.jobprotocol import METRICS_CSV
 
 from . import artifacts as files
 from . import states
-from . import store as jobstore
 from .outcome import Ending, outcome
 from .registration import register_outputs
 from .tidy import dir_size
 
 if TYPE_CHECKING:
-    from .service import Active
+    from ..seams import AssetsView
+    from ..tasks import TaskSet
+    from .executor import Executor
+    from .live import LiveJobs
+    from .repository import JobRepository
+    from .supervisor import JobSupervisor
+    from .transitions import JobEvents
 
 log = logging.getLogger("notebench.jobs")
 
@@ -42,61 +47,57 @@ log = logging.getLogger("notebench.jobs")
 EXPORT_IN_PROCESS_POINTS = 100_000
 
 
-class FinalizeMixin:
-    """Methods of ``NotebenchJobService`` for the end of a job (see the module docstring)."""
+class Finisher:
+    """The end of a live job (see the module docstring)."""
 
-    def _watch(self: Any, active: Active) -> None:
-        """Have the executor say when the job's runner exits (on any thread)."""
-        loop = self._loop
-        if loop is None or active.kind != "papermill":
-            return
-        job_id = active.job_id
+    def __init__(self, *, supervisor: JobSupervisor, repository: JobRepository,
+                 events: JobEvents, tasks: TaskSet, assets: AssetsView | None,
+                 on_slot_free: Callable[[], None]) -> None:
+        self.supervisor = supervisor
+        self.repository = repository
+        self.events = events
+        self.tasks = tasks
+        self.assets = assets
+        self.on_slot_free = on_slot_free
 
-        def exited() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: the server is going
-                loop.call_soon_threadsafe(self._job_ended, job_id)
+    @property
+    def live(self) -> LiveJobs:
+        return self.supervisor.live
 
-        self.executor.watch(job_id, exited)
+    @property
+    def executor(self) -> Executor:
+        return self.supervisor.executor
 
-    def _job_ended(self: Any, job_id: str) -> None:
-        """The job's processes ended (or its run said so): finalize it once (loop thread)."""
-        active = self._active.get(job_id)
-        if active is None or active.finalizing or not self.started:
-            return
-        active.finalizing = True
-        self._spawn(self._finalize(job_id))
-
-    async def _finalize(self: Any, job_id: str) -> None:
+    async def finalize(self, job_id: str) -> None:
         """The runner (or run) ended: read the rest, decide the outcome, leave no process."""
         try:
-            async with self._lock(job_id):
+            async with self.supervisor.lock(job_id):
                 await self._finalize_locked(job_id)
         except Exception:
             log.exception("finishing job %s failed", job_id)
-            active = self._active.get(job_id)
-            if active is not None:
-                active.finalizing = False
-        self._schedule_soon()
+            job = self.live.get(job_id)
+            if job is not None:
+                job.finalizing = False
+        self.on_slot_free()
 
-    async def _finalize_locked(self: Any, job_id: str) -> None:
-        active = self._active.get(job_id)
-        if active is None:
+    async def _finalize_locked(self, job_id: str) -> None:
+        job = self.live.get(job_id)
+        if job is None:
             return
-        if active.escalation is not None:
-            active.escalation.cancel()
-        followed = await asyncio.to_thread(self.tailer.drain, job_id)
-        await self.store.write(lambda conn: None)  # what the drain queued is committed
-        row = await self.get_row(job_id)
-        papermill = active.kind == "papermill"
-        if papermill:
+        if job.escalation is not None:
+            job.escalation.cancel()
+        followed = await asyncio.to_thread(self.supervisor.tailer.drain, job_id)
+        await self.repository.flush()  # what the drain queued is committed
+        row = await self.repository.row(job_id)
+        if job.papermill:
             await asyncio.to_thread(self.executor.kill, job_id)  # whatever is left of it
-        exit_code = self.executor.exit_code(job_id) if papermill else None
+        exit_code = self.executor.exit_code(job_id) if job.papermill else None
         state, reason = outcome(Ending(
-            row["state"], row["reason"], interactive=not papermill,
+            row["state"], row["reason"], interactive=not job.papermill,
             finished=followed.finished if followed else None,
             run_end=followed.run_end if followed else None, exit_code=exit_code,
-            ended_unobserved=bool(active.extra.get("server_down"))))
-        active.clock.pause()
+            ended_unobserved=job.ended_unobserved))
+        job.clock.pause()
         latest = dict(followed.latest) if followed else row["latest_metrics"]
         job_dir = Path(row["job_dir"])
         scrubbed = await asyncio.to_thread(files.scrub_outputs, job_dir)
@@ -105,10 +106,10 @@ class FinalizeMixin:
         await self._export_metrics(job_id, job_dir)
         listing = await asyncio.to_thread(files.list_files, job_dir)
         fields: dict[str, Any] = {
-            "ended": time.time(), "active_seconds": active.clock.accumulated,
+            "ended": time.time(), "active_seconds": job.clock.accumulated,
             "segment_start": None, "final_metrics": latest, "latest_metrics": latest,
             "artifact_count": len(listing), "exit_code": exit_code,
-            "last_metric_active": active.clock.at_last_metric,
+            "last_metric_active": job.clock.at_last_metric,
             "disk_bytes": await asyncio.to_thread(dir_size, job_dir),
         }
         if followed is not None:
@@ -116,32 +117,30 @@ class FinalizeMixin:
             fields["processes"] = self.executor.processes(job_id) or dict(followed.processes)
             if followed.error is not None:
                 fields["error"] = followed.error
-        self.tailer.unfollow(job_id)
-        self.executor.forget(job_id)
-        self._active.pop(job_id, None)
+        self.supervisor.retire(job_id)
         if row["state"] != state and not states.can_move(row["state"], state):
             state = states.FAILED  # a safety net: the transition table has the last word
-        await self._set_state(job_id, state, reason, **fields)
+        await self.events.set_state(job_id, state, reason, **fields)
         level = logging.INFO if state in (states.SUCCEEDED, states.STOPPED) else logging.ERROR
-        self._lifecycle(level, job_id, f"job {job_id} {state}" + (f": {reason}" if reason
-                                                                      else ""))
-        self._spawn(self._register_outputs(job_id))
+        self.events.lifecycle(level, job_id, f"job {job_id} {state}" + (f": {reason}" if reason
+                                                                          else ""))
+        self.tasks.spawn(self._register_outputs(job_id))
 
-    async def _export_metrics(self: Any, job_id: str, job_dir: Path) -> None:
+    async def _export_metrics(self, job_id: str, job_dir: Path) -> None:
         """``metrics.csv`` in the job directory (unless the kernel wrote one)."""
         if (job_dir / METRICS_CSV).exists():
             return
-        points = sum((await self.store.read(
-            lambda conn: jobstore.metric_names(conn, job_id))).values())
+        points = sum((await self.repository.metric_counts(job_id)).values())
         try:
             if points <= EXPORT_IN_PROCESS_POINTS:
-                await self.store.read(lambda conn: files.write_export(
-                    job_dir, jobstore.metric_points(conn, job_id)))
+                await self.repository.write_points(
+                    job_id, lambda rows: files.write_export(job_dir, rows))
                 return
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "notebench.server.jobs.export", str(self.store.path),
-                job_id, str(job_dir), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                sys.executable, "-m", "notebench.server.jobs.export",
+                str(self.repository.path), job_id, str(job_dir),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE)
             _out, err = await process.communicate()
             if process.returncode != 0:
                 log.warning("job %s: exporting its metrics failed: %s", job_id,
@@ -149,20 +148,18 @@ class FinalizeMixin:
         except OSError as exc:
             log.warning("job %s: exporting its metrics failed: %s", job_id, exc)
 
-    async def _register_outputs(self: Any, job_id: str) -> None:
+    async def _register_outputs(self, job_id: str) -> None:
         """Register the job's files and link its final model (when the registry exists)."""
-        assets = self.services.assets if self.services else None
-        if assets is None:
+        if self.assets is None:
             return
         try:
-            row = await self.get_row(job_id)
-            model = await register_outputs(assets, row, await self.checkpoints(job_id))
+            row = await self.repository.row(job_id)
+            model = await register_outputs(self.assets, row,
+                                           await self.repository.checkpoints(job_id))
         except Exception:
             log.exception("registering the outputs of job %s failed", job_id)
             return
         if model is None:
             return
-        await self.store.write(lambda conn: jobstore.update_job(conn, job_id, model=model,
-                                                                 updated=time.time()))
-        for topic in (job_topic(job_id), JOBS_TOPIC):
-            self.bus.publish(topic, "model", {"job_id": job_id, "model": model})
+        await self.repository.update(job_id, model=model, updated=time.time())
+        self.events.publish(job_id, "model", {"job_id": job_id, "model": model})

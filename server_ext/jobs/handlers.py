@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import mimetypes
 import time
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from tornado.iostream import StreamClosedError
 
@@ -20,10 +20,15 @@ from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
 from ..logs.query import query_from_args
 from . import states
-from .service import DEFAULT_MAX_POINTS, MAX_PAGE, MAX_POINTS_LIMIT
 from .store import SORT_KEYS
 from .sweeps import SWEEP_ID
 
+if TYPE_CHECKING:
+    from .service import NotebenchJobService
+
+MAX_PAGE = 500  # jobs in one page of the list
+DEFAULT_MAX_POINTS = 1000  # buckets per series when the client names none
+MAX_POINTS_LIMIT = 10_000
 ID = r"([jr]-[0-9a-f]{12})"
 SID = f"({SWEEP_ID})"
 CHUNK = 1024 * 1024
@@ -37,8 +42,8 @@ class JobsHandlerBase(NotebenchHandler):
     auth_area = "jobs"
 
     @property
-    def jobs(self) -> Any:
-        return self.services.jobs
+    def jobs(self) -> NotebenchJobService:
+        return cast("NotebenchJobService", self.services.jobs)  # its routes: its service
 
     def bool_arg(self, name: str) -> bool | None:
         raw = self.get_query_argument(name, None)

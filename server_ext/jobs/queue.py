@@ -9,6 +9,7 @@ large job is never starved by a stream of small ones. GPU and CPU pools are inde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,11 @@ def position(waiting: list[Waiting], job_id: str) -> int | None:
         if job.job_id == job_id:
             return index
     return None
+
+
+def waiting_of(row: dict[str, Any]) -> Waiting:
+    """A queued job's row as the admission rules see it."""
+    resources = row["resources"] or {}
+    pinned = tuple(resources.get("gpu_uuids") or ())
+    return Waiting(row["id"], int(row["priority"]), float(row["created"]),
+                   int(row.get("seq") or 0), int(resources.get("gpus") or 0), pinned)

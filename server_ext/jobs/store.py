@@ -139,6 +139,20 @@ def jobs_by_ids(conn: sqlite3.Connection, ids: list[str]) -> dict[str, dict[str,
     return {r["id"]: _decode(r) for r in rows}
 
 
+def interactive_job_ids(conn: sqlite3.Connection) -> list[str]:
+    """Ids of every interactive run ever registered (the tailer skips their folders)."""
+    return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE kind = 'interactive'")]
+
+
+def expired_job_ids(conn: sqlite3.Connection, cutoff: float, final: Iterable[str]
+                    ) -> list[str]:
+    """Unstarred jobs not in the trash that ended (in a ``final`` state) by ``cutoff``."""
+    final = sorted(final)
+    return [r[0] for r in conn.execute(
+        f"SELECT id FROM jobs WHERE trashed_at IS NULL AND starred = 0 AND ended IS NOT NULL "
+        f"AND ended <= ? AND state IN ({','.join('?' * len(final))})", (cutoff, *final))]
+
+
 def delete_job_rows(conn: sqlite3.Connection, job_id: str) -> None:
     """Forget a job for good: its row, points, checkpoints and offsets."""
     for table in ("job_metrics", "job_series", "job_series_chunks", "job_checkpoints",

@@ -45,51 +45,22 @@ from ..logs.query import collapse_cr
 from ..scrubbing import scrubber
 from . import store as jobstore
 from .jobdir import read_json
+from .live import Followed, LiveJobs
 
 log = logging.getLogger("notebench.jobs")
 
 CHUNK = 256 * 1024  # bytes per file per read: bounds the work (and GIL) one read holds
-#: reads of one job whose writes may wait in the store's queue: the tailer reads no further
-#: ahead of the writer, so what waits (and what the collector traverses) stays bounded
-MAX_IN_FLIGHT = 2
 MAX_RECORD = 64 * 1024 * 1024  # a record (line) of events.jsonl or runner.jsonl at most
 MAX_LOG_LINE = 10_000
 FILES = (RUNNER_FILE, EVENTS_FILE, PAPERMILL_LOG)
 OUTPUT_SOURCE = "papermill"
 
 
-@dataclass
-class Followed:
-    """A job being followed, and what its files said so far (read by the service)."""
-
-    job_id: str
-    job_dir: Path
-    kind: str
-    offsets: dict[str, int] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-    latest: dict[str, Any] = field(default_factory=dict)
-    progress: dict[str, Any] = field(default_factory=dict)
-    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    auto: dict[str, Any] = field(default_factory=dict)  # how "auto" values were resolved
-    finished: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    stopping_seen: bool = False
-    run_end: dict[str, Any] | None = None
-    last_metric_mono: float | None = None
-    metric_points: int = 0
-    bad_lines: int = 0
-    behind: bool = False  # the last read stopped at the chunk limit
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    in_flight: threading.Semaphore = field(
-        default_factory=lambda: threading.Semaphore(MAX_IN_FLIGHT))
-    _progress_published: float = 0.0
-
-
 class Tailer:
-    """The reading thread (start/stop) and the follow list."""
+    """The reading thread (start/stop); what it follows are the live jobs' records."""
 
-    def __init__(self, store: Any, bus: Any, logs: Any, *, interval: float = 0.05,
-                 runs_dir: Path | None = None,
+    def __init__(self, store: Any, bus: Any, logs: Any, live: LiveJobs, *,
+                 interval: float = 0.05, runs_dir: Path | None = None,
                  on_process: Callable[[str, str, dict[str, Any]], None] | None = None,
                  on_new_run: Callable[[Path, dict[str, Any]], None] | None = None) -> None:
         self.store = store
@@ -100,8 +71,7 @@ class Tailer:
         self.on_process = on_process
         self.on_new_run = on_new_run
         self.known_runs: set[str] = set()
-        self._jobs: dict[str, Followed] = {}
-        self._lock = threading.Lock()
+        self.live = live
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,24 +95,13 @@ class Tailer:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def follow(self, followed: Followed) -> None:
-        with self._lock:
-            self._jobs[followed.job_id] = followed
+    def wake(self) -> None:
+        """Read now (a job was added)."""
         self._wake.set()
-
-    def unfollow(self, job_id: str) -> None:
-        with self._lock:
-            self._jobs.pop(job_id, None)
-
-    def get(self, job_id: str) -> Followed | None:
-        return self._jobs.get(job_id)
-
-    def following(self) -> list[str]:
-        return list(self._jobs)
 
     def drain(self, job_id: str) -> Followed | None:
         """Read a job's files to their end now (blocking: call it off the loop)."""
-        followed = self._jobs.get(job_id)
+        followed = self.live.followed_of(job_id)
         if followed is None:
             return None
         while self._poll(followed, wait=True):
@@ -153,10 +112,8 @@ class Tailer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                jobs = list(self._jobs.values())
             behind = False
-            for followed in jobs:
+            for followed in self.live.followed():
                 try:
                     behind = (self._poll(followed) and followed.behind) or behind
                 except Exception:
@@ -417,8 +374,8 @@ class Tailer:
             events.append((topic, "progress", progress))
             # the all-jobs stream gets every cell change, step progress at most once a second
             mono = time.monotonic()
-            if found.cell_changed or mono - f._progress_published >= 1.0:
-                f._progress_published = mono
+            if found.cell_changed or mono - f.progress_published >= 1.0:
+                f.progress_published = mono
                 events.append((JOBS_TOPIC, "progress", progress))
         bus = self.bus
         # The events go into the same transaction as the points and the offsets: after a

@@ -6,7 +6,7 @@ The service and its handlers load only when the server wires the capability.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..capability import Capability
 from .schema import MIGRATIONS
@@ -14,12 +14,13 @@ from .schema import MIGRATIONS
 if TYPE_CHECKING:
     from ..app import NotebenchApp
     from ..services import Services
+    from .service import NotebenchMonitoringService
 
 MONITORING_TOPIC = "monitoring"
 ALERTS_TOPIC = "alerts"
 
 
-def _create(app: NotebenchApp, services: Services) -> Any:
+def _create(app: NotebenchApp, services: Services) -> NotebenchMonitoringService:
     from .service import NotebenchMonitoringService
 
     return NotebenchMonitoringService(parent=app, services=services)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 
@@ -18,17 +18,26 @@ from .history import MAX_POINTS_LIMIT
 from .prometheus import CONTENT_TYPE_LATEST
 from .service import MONITORING_TOPIC, STREAM_TOPICS
 
+if TYPE_CHECKING:
+    from ..services import Services
+    from .service import NotebenchMonitoringService
+
 ALERT_ID = r"([0-9a-f]{16})"
 ALERT_STATES = ("pending", "firing", "resolved")
 JOBS_RESOURCE = "notebench:jobs"
+
+
+def service_of(services: Services) -> NotebenchMonitoringService:
+    """The monitoring service itself (``Services`` types it by its seam)."""
+    return cast("NotebenchMonitoringService", services.monitoring)
 
 
 class MonitoringHandler(NotebenchHandler):
     auth_area = "monitoring"
 
     @property
-    def monitoring(self) -> Any:
-        return self.services.monitoring
+    def monitoring(self) -> NotebenchMonitoringService:
+        return service_of(self.services)
 
     def user_name(self) -> str | None:
         user = self.current_user
@@ -65,7 +74,7 @@ class StreamHandler(EventStreamHandler):
     async def initial_events(self, topics: frozenset[str]) -> list[Event]:
         if MONITORING_TOPIC not in topics:
             return []
-        event = self.services.monitoring.sample_event()
+        event = service_of(self.services).sample_event()
         return [event] if event is not None else []
 
 
@@ -192,8 +201,7 @@ class PrometheusHandler(MonitoringHandler):
     """
 
     async def prepare(self) -> None:
-        monitoring = self.services.monitoring
-        if monitoring is not None and monitoring.metrics_public:
+        if self.services.monitoring is not None and self.monitoring.metrics_public:
             await super(NotebenchHandler, self).prepare()
             return
         await super().prepare()

@@ -84,7 +84,7 @@ def test_capabilities_import_no_other_capability(capsys: pytest.CaptureFixture[s
 
 def test_imports_resolve_relative_modules() -> None:
     """The walk sees a capability's relative imports (else the test above proves nothing)."""
-    path = SERVER / "jobs" / "service.py"
+    path = SERVER / "jobs" / "presenting.py"
     modules = {module for _, module in imported_modules(path)}
     assert "notebench.server.jobs.states" in modules  # from . import states
     assert "notebench.server.seams" in modules  # from ..seams import UsageSource

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from notebench.server.clock import SYSTEM_CLOCK, ManualClock
-from notebench.server.jobs.service import ActiveClock
+from notebench.server.jobs.live import ActiveClock
 
 
 def test_a_manual_clock_moves_only_when_advanced():

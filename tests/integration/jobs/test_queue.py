@@ -96,7 +96,7 @@ async def test_gpu_slots_pin_devices_by_uuid_and_cpus_set_threads(jobs_api, writ
     import json
 
     # two GPUs as the driver would list them (no GPU is needed: the job only reads its env)
-    services.jobs._machine = {"cores": 4, "gpu_uuids": ["GPU-aaaa", "GPU-bbbb"]}
+    services.jobs.machine.update({"cores": 4, "gpu_uuids": ["GPU-aaaa", "GPU-bbbb"]})
     path = write_notebook("env", [ENV_DUMP])
     runs = services.workspace.root("artifacts") / "jobs"
     first = await jobs_api.submit(path, resources={"gpus": 1, "cpus": 3})

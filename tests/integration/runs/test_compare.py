@@ -32,7 +32,7 @@ async def test_compare_two_runs_marks_the_differing_parameter(jobs_api, write_no
     running = await wait_for(eta, 60, 0.2)
     progress = running["progress"]
     assert progress["steps_per_second"] > 0
-    left = 40 - progress["step"] - 1
+    left = 40 - progress["step"]  # step counts the steps done
     assert 0 <= progress["eta_seconds"] <= left / progress["steps_per_second"] + 1
     assert time.time() - 1 <= progress["eta"] <= time.time() + progress["eta_seconds"] + 2
     assert running["disk_bytes"] > 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from .conftest import wait_for
@@ -155,6 +154,5 @@ async def test_a_restore_right_after_a_trash_ends_with_the_artifacts_listed(
     # back from the trash before the trash's own follow-up has run
     assert (await api("DELETE", f"lifecycle/jobs/{job['id']}")).status == 200
     assert (await api("POST", f"lifecycle/trash/{job['id']}/restore")).status == 200
-    while services.jobs._background:  # the follow-ups of both, in whatever order they ran
-        await asyncio.gather(*list(services.jobs._background), return_exceptions=True)
+    await services.jobs.settle()  # the follow-ups of both, in whatever order they ran
     assert await artifact_assets() == before

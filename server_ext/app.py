@@ -19,7 +19,7 @@ from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
 from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogRouting, LogStore
 from .scrubbing import scrubber
-from .services import Services
+from .services import Services, job_tokens_of
 from .store import Store
 from .voila_hook import configure_voila
 from .workspace import Workspace
@@ -156,7 +156,8 @@ class NotebenchApp(ExtensionApp):
                        heartbeat_interval=self.sse_heartbeat_interval)
         bus.topics.add(LOGS_TOPIC, LOGS_TOPIC_AREAS)
         logs = LogStore(store, bus, keep_records=self.log_keep_records)
-        self.services = Services(self, workspace, store, bus, logs)
+        self.services = Services(self, workspace, store, bus, logs,
+                                 job_tokens=job_tokens_of(workspace))
         for capability in capabilities:
             self.services.add(capability)
         self._log_routing.feed_store(logs)

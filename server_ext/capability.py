@@ -38,6 +38,10 @@ def _no_activity(service: Any) -> list[dict[str, Any]] | None:
     return None
 
 
+def _no_problems(service: Any) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Capability:
     """A capability's parts."""
@@ -56,6 +60,8 @@ class Capability:
     activity: Callable[[Any], list[dict[str, Any]] | None] = _no_activity
     #: the configurable classes (``c.<Class>.<option>``) listed by ``--help-all``
     configurables: Callable[[], list[type]] = _none
+    #: what stops the capability from working now (``info``'s ``problems``), from the service
+    problems: Callable[[Any], list[str]] = _no_problems
 
     @property
     def area(self) -> str:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from jupyter_core.utils import ensure_async
 from jupyter_server import CallContext
+from jupyter_server.auth import User
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from .bounds import parse_number
-from .credentials import scope_refusal, token_from_header
+from .credentials import job_token_from_header, scope_refusal, token_from_header
 from .errors import ApiError, bad_request, status_code_name
 
 if TYPE_CHECKING:
@@ -34,6 +35,12 @@ class NotebenchHandler(APIHandler):
     execute_methods: frozenset[str] = frozenset()
     #: the token a Voila page's kernel sent, minted for its viewer (``credentials``)
     viewer_token: str | None = None
+    #: whether a job's token (``nbj_``) may call this route, for the job the path names
+    job_token_scope: bool = False
+    #: the methods a job token may call here (None: every method the route serves)
+    job_token_methods: frozenset[str] | None = None
+    #: the job a job token that authenticated this request stands for
+    token_job_id: str | None = None
 
     @property
     def auth_resource(self) -> str:
@@ -44,7 +51,12 @@ class NotebenchHandler(APIHandler):
         return self.settings["notebench_services"]
 
     async def prepare(self) -> None:
-        self.viewer_token = token_from_header(self.request.headers.get("Authorization"))
+        header = self.request.headers.get("Authorization")
+        job_token = job_token_from_header(header)
+        if job_token is not None:
+            self._prepare_job(job_token)
+            return  # the token's scope is the check: no authorizer for a job
+        self.viewer_token = token_from_header(header)
         if self.viewer_token is None:
             await super().prepare()
         else:
@@ -77,6 +89,36 @@ class NotebenchHandler(APIHandler):
         if not self.check_origin():
             raise web.HTTPError(404)
 
+    def _prepare_job(self, token: str) -> None:
+        """A job token, which only notebench knows: allowed on the routes that declare
+        ``job_token_scope``, for the job their path names, while the job is allowed. The
+        request acts as the user ``job:<id>``; in a header, it needs no XSRF check."""
+        CallContext.set(CallContext.JUPYTER_HANDLER, self)
+        if not self.check_host():
+            raise web.HTTPError(403)
+        job_id = self.services.job_tokens.resolve(token)
+        if job_id is None:
+            raise ApiError(403, "forbidden",
+                           "the job token is invalid, or its job has ended")
+        method = self.request.method or "GET"
+        methods = self.job_token_methods
+        if (not self.job_token_scope or (methods is not None and method not in methods)
+                or method in self.execute_methods or self.job_id_of_request() != job_id):
+            raise ApiError(403, "forbidden", "a job token may only reach its own job's "
+                           f"ingest routes and read its own job (job {job_id})")
+        self.token_job_id = job_id
+        self.current_user = self._jupyter_current_user = User(f"job:{job_id}")
+        self.set_cors_headers()
+        if not self.check_origin():
+            raise web.HTTPError(404)
+
+    def job_id_of_request(self) -> str | None:
+        """The job this request's path names (the first path argument of a route with
+        ``job_token_scope``; None elsewhere)."""
+        if not self.job_token_scope or not self.path_args:
+            return None
+        return str(self.path_args[0])
+
     def scope_refusal(self, action: str, resource: str) -> str | None:
         """Why a viewer token's scope refuses ``action`` on ``resource`` (None: allowed,
         and always None for any other request)."""
@@ -88,9 +130,11 @@ class NotebenchHandler(APIHandler):
 
     async def is_allowed(self, action: str, resource: str) -> bool:
         """The authorizer's answer, awaited: an authorizer may return an awaitable, and an
-        unawaited coroutine is always true. A viewer token's scope applies first."""
+        unawaited coroutine is always true. A viewer token's scope applies first; a job
+        token's scope was its whole check (``prepare``): it is allowed nothing more."""
         user = self.current_user
-        if user is None or self.scope_refusal(action, resource) is not None:
+        if (user is None or self.token_job_id is not None
+                or self.scope_refusal(action, resource) is not None):
             return False
         return bool(await ensure_async(self.authorizer.is_authorized(self, user, action,
                                                                      resource)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import notebench
 
 from .capability import Capability, openapi_document
-from .credentials import ViewerTokens
+from .credentials import SECRET_BYTES, JobTokens, ViewerTokens, load_secret
 from .events.bus import EventBus
 from .logs import LogStore
 from .seams import AssetsView, HardwareView, JobsView, MonitoringView
@@ -24,6 +25,18 @@ if TYPE_CHECKING:
     from .app import NotebenchApp
 
 log = logging.getLogger("notebench")
+
+
+JOB_TOKEN_KEY = "job-token.key"
+
+
+def job_tokens_of(workspace: Workspace) -> JobTokens:
+    """Job tokens under the workspace's key (``.notebench/job-token.key``, created 0600 on
+    first use), so they survive a restart. Blocking: called while the server is built. A
+    server that only reads the workspace runs no jobs: it gets a key of its own."""
+    if workspace.read_only:
+        return JobTokens(secrets.token_bytes(SECRET_BYTES))
+    return JobTokens(load_secret(workspace.state_dir / JOB_TOKEN_KEY))
 
 
 @dataclass
@@ -48,6 +61,9 @@ class Services:
     started: float = field(default_factory=time.time)
     #: tokens minted for the viewers of Voila pages (``voila_hook``)
     viewer_tokens: ViewerTokens = field(default_factory=ViewerTokens)
+    #: tokens of jobs that run elsewhere (``job_tokens_of``: the workspace's key)
+    job_tokens: JobTokens = field(
+        default_factory=lambda: JobTokens(secrets.token_bytes(SECRET_BYTES)))
     ready: bool = False  # seeded and every capability started: the workspace's files exist
 
     def add(self, capability: Capability) -> None:
@@ -78,6 +94,11 @@ class Services:
         found = [item for capability, service in self._wired()
                  for item in capability.activity(service) or []]
         return found or None
+
+    def problems(self) -> list[str]:
+        """What stops a capability from working now, each prefixed by its name."""
+        return [f"{capability.name}: {problem}" for capability, service in self._wired()
+                for problem in capability.problems(service)]
 
     async def start(self) -> None:
         for service in self.capability_services():
@@ -112,6 +133,7 @@ class Services:
                 "warnings": ws.warnings,
             },
             "capabilities": [c.name for c in self.capabilities],
+            "problems": self.problems(),
             "started": self.started,
             "ready": self.ready,
             "events": {

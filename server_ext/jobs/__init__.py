@@ -41,14 +41,22 @@ def _activity(service: NotebenchJobService) -> list[dict[str, Any]] | None:
     return service.current_activity()
 
 
+def _problems(service: NotebenchJobService) -> list[str]:
+    """The executor's: a Dask scheduler that cannot be reached, say."""
+    problem = service.executor.problem()
+    return [f"executor {service.executor.name}: {problem}"] if problem else []
+
+
 def _configurables() -> list[type]:
+    from .dask_executor import NotebenchDaskCluster
     from .service import NotebenchJobService
 
-    return [NotebenchJobService]
+    return [NotebenchJobService, NotebenchDaskCluster]
 
 
 CAPABILITY = Capability(
     name="jobs", create=_create, routes=_routes, schema=MIGRATIONS,
     topics=(JOBS_TOPIC,), topic_patterns=(JOB_TOPIC_PATTERN,),
     environment=_environment, activity=_activity, configurables=_configurables,
+    problems=_problems,
 )

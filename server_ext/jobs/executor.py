@@ -76,10 +76,63 @@ class ProcessRef:
         return self.create_time is None or abs(created - self.create_time) <= _CREATE_TIME_SLACK
 
 
+@dataclass
+class ExecutorContext:
+    """What the job service gives its executor once (``Executor.bind``)."""
+
+    parent: Any  # the job service: the parent of an executor's own configurable
+    tokens: Any  # ``credentials.JobTokens``: job-scoped credentials for remote jobs
+    server_url: Callable[[], str]  # the server's base URL, as the machines running jobs see it
+    runs_dir: Path
+    workspace: Path  # what a job's input files (its assets) may be shipped from
+
+
 class Executor(ABC):
     """How jobs run: the interface the job service uses, whatever runs them."""
 
     name: str = "abstract"
+    #: whether the executor places jobs on machines of its own (a cluster): then the queue
+    #: admits by ``free_slots`` and the server pins no local GPU
+    places_jobs: bool = False
+
+    def bind(self, context: ExecutorContext) -> None:
+        """Called once, before ``open``, with what the service offers."""
+        self.context = context
+
+    def open(self) -> None:
+        """Connect to what runs the jobs (blocking; a problem goes to ``problem``)."""
+        return None
+
+    def close(self) -> None:
+        """Let go of the connection; running jobs keep running."""
+        return None
+
+    def problem(self) -> str | None:
+        """Why jobs cannot start now (None: they can), for health and ``info``."""
+        return None
+
+    def refusal(self, resources: dict[str, Any]) -> str | None:
+        """Why no machine could ever run a job asking for ``resources`` (None: one can)."""
+        return None
+
+    def free_slots(self, running: list[dict[str, Any]]) -> Any:
+        """``queue.Slots`` free now for executors that place jobs (``running``: the rows of
+        the jobs they run); None: the local slots apply."""
+        return None
+
+    def loss(self, job_id: str) -> str | None:
+        """Why a job ended without its runner's result, when the executor knows
+        (``worker_lost``); None otherwise."""
+        return None
+
+    def remote_control(self) -> Any:
+        """``remote_control.RemoteControl`` of an executor whose jobs run elsewhere (their
+        forwarders read it through the ingest routes); None for local jobs."""
+        return None
+
+    def cluster(self) -> dict[str, Any]:
+        """The machines that run jobs, their resources and use, and the queued tasks."""
+        return {"executor": self.name, "workers": [], "queued": 0}
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> dict[str, dict[str, Any]]:
@@ -151,9 +204,12 @@ class LocalProcessExecutor(Executor):
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, preexec_fn: Callable[[], None] | None = None) -> None:
         self._jobs: dict[str, _LocalJob] = {}
         self._lock = threading.Lock()
+        #: run in each runner process before it starts (a Dask worker's runner asks to die
+        #: with the worker: ``remote_runner``)
+        self.preexec_fn = preexec_fn
 
     # -- starting and adopting -----------------------------------------------------------
 
@@ -163,7 +219,7 @@ class LocalProcessExecutor(Executor):
             popen = subprocess.Popen(
                 command, cwd=spec.job_dir, env=spec.env, stdin=subprocess.DEVNULL,
                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                close_fds=True,
+                close_fds=True, preexec_fn=self.preexec_fn,
             )
         try:
             created: float | None = psutil.Process(popen.pid).create_time()

@@ -92,11 +92,12 @@ class Finisher:
         if job.papermill:
             await asyncio.to_thread(self.executor.kill, job_id)  # whatever is left of it
         exit_code = self.executor.exit_code(job_id) if job.papermill else None
+        lost = await asyncio.to_thread(self.executor.loss, job_id) if job.papermill else None
         state, reason = outcome(Ending(
             row["state"], row["reason"], interactive=not job.papermill,
             finished=followed.finished if followed else None,
             run_end=followed.run_end if followed else None, exit_code=exit_code,
-            ended_unobserved=job.ended_unobserved))
+            ended_unobserved=job.ended_unobserved, lost=lost))
         job.clock.pause()
         latest = dict(followed.latest) if followed else row["latest_metrics"]
         job_dir = Path(row["job_dir"])

@@ -20,6 +20,7 @@ from ..events.sse import EventStreamHandler
 from ..handlers import NotebenchHandler
 from ..logs.query import query_from_args
 from . import states
+from .ingest_handlers import ingest_routes
 from .store import SORT_KEYS
 from .sweeps import SWEEP_ID
 
@@ -136,7 +137,12 @@ class JobsHandler(JobsHandlerBase):
 
 
 class JobHandler(JobsHandlerBase):
-    """``GET lifecycle/jobs/{id}``; ``PATCH`` (name, notes, starred, tags); ``DELETE`` (trash)."""
+    """``GET lifecycle/jobs/{id}``; ``PATCH`` (name, notes, starred, tags); ``DELETE`` (trash).
+
+    A job's own token may read its record (``GET``), nothing more."""
+
+    job_token_scope = True
+    job_token_methods = frozenset({"GET"})
 
     async def get(self, job_id: str) -> None:
         self.write_json(await self.jobs.get_job(job_id))
@@ -377,9 +383,17 @@ class JobStreamHandler(EventStreamHandler):
         return [Event(topic, "snapshot", job, now, None, frame)]
 
 
+class ClusterHandler(JobsHandlerBase):
+    """``GET lifecycle/cluster``: where jobs run: the workers, their resources and jobs."""
+
+    async def get(self) -> None:
+        self.write_json(await self.jobs.cluster())
+
+
 def jobs_routes() -> list[tuple[str, type]]:
     return [
         (r"lifecycle/templates", TemplatesHandler),
+        (r"lifecycle/cluster", ClusterHandler),
         (r"lifecycle/parameters", ParametersHandler),
         (r"lifecycle/jobs", JobsHandler),
         (r"lifecycle/jobs/stream", JobsStreamHandler),
@@ -391,6 +405,7 @@ def jobs_routes() -> list[tuple[str, type]]:
         (rf"lifecycle/jobs/{ID}/metrics", MetricsHandler),
         (rf"lifecycle/jobs/{ID}/logs", LogsHandler),
         (rf"lifecycle/jobs/{ID}/output", OutputHandler),
+        *ingest_routes(ID),
         (rf"lifecycle/artifacts/{ID}", ArtifactsHandler),
         (rf"lifecycle/artifacts/{ID}/(.+)", ArtifactHandler),
         (r"lifecycle/sweeps", SweepsHandler),

@@ -129,10 +129,7 @@ class JobQueue:
             if not queued:
                 return
             busy = [r for r in rows if r["state"] in states.ACTIVE and r["kind"] == "papermill"]
-            used_gpus = {u for r in busy for u in (r["resources"].get("gpu_uuids") or [])}
-            cpu_used = sum(1 for r in busy if not r["resources"].get("gpu_uuids"))
-            free = Slots(cpu_free=self.settings.cpu_slots - cpu_used,
-                         gpus_free=[u for u in self.gpu_uuids() if u not in used_gpus])
+            free = await self._free_slots(busy)
             by_id = {r["id"]: r for r in queued}
             for admission in admit([waiting_of(r) for r in queued], free):
                 try:
@@ -143,6 +140,17 @@ class JobQueue:
                         await self.events.set_state(admission.job_id, states.FAILED,
                                                     f"could not start: {exc}"[:500],
                                                     ended=time.time())
+
+    async def _free_slots(self, busy: list[dict[str, Any]]) -> Slots:
+        """The executor's free slots when it places jobs itself (a cluster), else one per
+        local GPU and ``cpu_slots`` on the CPU, less what ``busy`` jobs hold."""
+        executor = self.supervisor.executor
+        if executor.places_jobs:
+            return await asyncio.to_thread(executor.free_slots, busy)
+        used_gpus = {u for r in busy for u in (r["resources"].get("gpu_uuids") or [])}
+        cpu_used = sum(1 for r in busy if not r["resources"].get("gpu_uuids"))
+        return Slots(cpu_free=self.settings.cpu_slots - cpu_used,
+                     gpus_free=[u for u in self.gpu_uuids() if u not in used_gpus])
 
     async def _launch(self, row: dict[str, Any], admission: Admission) -> None:
         async with self.supervisor.lock(row["id"]):
@@ -155,7 +163,9 @@ class JobQueue:
         job_id = row["id"]
         job_dir = Path(row["job_dir"])
         resources = dict(row["resources"])
-        resources["gpu_uuids"] = list(admission.gpu_uuids)
+        remote = self.supervisor.executor.places_jobs
+        # on a cluster the worker pins its own GPUs; the admission's names are placeholders
+        resources["gpu_uuids"] = [] if remote else list(admission.gpu_uuids)
         resources["threads"] = resources.get("cpus") or self._default_cpus()
         resolved, auto = await self._resolve_auto(row, resources)
         job_json = self.submission.job_json({**row, "resolved": resolved, "auto": auto,
@@ -179,8 +189,9 @@ class JobQueue:
         except BaseException:
             await supervisor.abandon(job_id)
             raise
-        self.events.lifecycle(logging.INFO, job_id,
-                              f"job {job_id} started (runner pid {processes['runner']['pid']})")
+        where = (f"submitted to the {supervisor.executor.name} cluster" if remote
+                 else f"started (runner pid {processes['runner']['pid']})")
+        self.events.lifecycle(logging.INFO, job_id, f"job {job_id} {where}")
 
     def _environment(self, row: dict[str, Any], resources: dict[str, Any]) -> dict[str, str]:
         env = dict(os.environ)
@@ -189,7 +200,8 @@ class JobQueue:
         env.pop(RESUME_ENV, None)
         if row["resume_from"]:
             env[RESUME_ENV] = row["resume_from"]
-        if self.gpu_uuids() or resources.get("gpu_uuids"):
+        if not self.supervisor.executor.places_jobs and (
+                self.gpu_uuids() or resources.get("gpu_uuids")):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             env["CUDA_VISIBLE_DEVICES"] = ",".join(resources.get("gpu_uuids") or [])
         threads = str(resources["threads"])

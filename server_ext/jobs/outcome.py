@@ -21,6 +21,7 @@ class Ending:
     run_end: dict[str, Any] | None = None  # an interactive run's ``run_end`` event
     exit_code: int | None = None  # the runner's exit status (negative: a signal)
     ended_unobserved: bool = False  # the processes ended while no server ran
+    lost: str | None = None  # the executor's reason for a job that ended without a result
 
 
 def outcome(ending: Ending) -> tuple[str, str | None]:
@@ -42,6 +43,8 @@ def outcome(ending: Ending) -> tuple[str, str | None]:
         return states.STOPPED, ending.reason or "stop requested"
     if status in _ENDS:
         return status, (ending.finished or {}).get("reason")
+    if ending.lost is not None:
+        return states.FAILED, ending.lost
     if ending.ended_unobserved:
         return states.FAILED, "the job's processes ended while the server was not running"
     if ending.exit_code is not None and ending.exit_code < 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from .queue import Waiting, position
 
 if TYPE_CHECKING:
     from ..seams import UsageSource
-    from .live import LiveJob, LiveJobs
+    from .live import Followed, LiveJob, LiveJobs
 
 
 def load_snippet(job_id: str) -> str:
@@ -57,9 +58,12 @@ def eta_fields(progress: dict[str, Any], samples: deque[tuple[float, int]] | Non
 class JobPresenter:
     """Rows to the API's job objects (see the module docstring)."""
 
-    def __init__(self, live: LiveJobs, workspace_path: Path) -> None:
+    def __init__(self, live: LiveJobs, workspace_path: Path,
+                 placement: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.live = live
         self.workspace_path = workspace_path
+        #: where a live job runs (worker, host, GPU UUIDs), for jobs on other machines
+        self.placement = placement
         self._usage_sources: list[UsageSource] = []
 
     def add_usage_source(self, source: UsageSource) -> None:
@@ -106,8 +110,7 @@ class JobPresenter:
             "latest_metrics": latest, "headline": headline(latest),
             "final_metrics": row["final_metrics"], "error": error,
             "artifact_count": row["artifact_count"], "model": row["model"],
-            "processes": (dict(followed.processes) if followed is not None
-                          and followed.processes else row["processes"]),
+            "processes": self._processes(job_id, followed, row),
             "usage": self.usage(job_id), "stalled": bool(live and live.clock.stalled),
             "stop_requested": row["stop_requested"],
             "queue_position": (position(waiting, job_id) if waiting is not None
@@ -118,6 +121,15 @@ class JobPresenter:
             "load_snippet": (load_snippet(job_id) if row["model"]
                              or row["state"] in (states.SUCCEEDED, states.STOPPED) else None),
         }
+
+    def _processes(self, job_id: str, followed: Followed | None, row: dict[str, Any]
+                   ) -> dict[str, Any]:
+        processes = (dict(followed.processes) if followed is not None and followed.processes
+                     else dict(row["processes"]))
+        where = self.placement(job_id) if followed is not None and self.placement else None
+        if where:
+            processes["runner"] = {**(processes.get("runner") or {}), **where}
+        return processes
 
     def _workspace_relative(self, path: Path) -> str:
         try:

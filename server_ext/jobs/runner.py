@@ -21,6 +21,7 @@ from typing import Any
 
 from notebench.jobprotocol import JOB_JSON, NOTEBOOK, OUTPUT
 
+from ..credentials import JOB_PREFIX
 from ..scrubbing import SECRET_ENV_NAMES
 
 STOP_EXCEPTION = "StopTraining"
@@ -40,7 +41,8 @@ def _install_sigterm(recorder: Any) -> None:
 
 def run(job_dir: Path) -> int:
     for name in SECRET_ENV_NAMES:  # the kernel inherits this environment: no credentials
-        os.environ.pop(name, None)
+        if not os.environ.get(name, "").startswith(JOB_PREFIX):  # but its own job's token
+            os.environ.pop(name, None)
     job = json.loads((job_dir / JOB_JSON).read_text())
     # jsonschema (through nbformat) imports rfc3987_syntax when present, which builds a
     # grammar for about 4 s on a small machine; nbformat never validates IRIs, so a

@@ -35,8 +35,9 @@ from ..logs.query import LogQuery
 from ..tasks import TaskSet
 from .compare import SeriesCache
 from .control import JobControl
-from .executor import Executor, LocalProcessExecutor
+from .executor import Executor, ExecutorContext, LocalProcessExecutor
 from .finalize import Finisher
+from .ingest import IngestSink
 from .jobqueue import JobQueue, QueueSettings
 from .live import LiveJobs
 from .machine import machine_facts
@@ -52,6 +53,7 @@ from .trashcan import JobTrash, RetentionSettings
 if TYPE_CHECKING:
     from ..seams import UsageSource
     from ..services import Services
+    from .remote_control import RemoteControl
 
 ACTIVITY_KEY = "notebench_jobs_last_activity"
 
@@ -107,6 +109,10 @@ class NotebenchJobService(LoggingConfigurable):
         3600.0, help="Seconds between applications of the retention settings (0: never)."
     ).tag(config=True)
     max_sweep_jobs = Int(256, help="The most jobs one sweep may create.").tag(config=True)
+    max_ingest_file_bytes = Int(
+        20 * 1024**3, help="The largest file a remote job may forward to the server (413 "
+        "past it)."
+    ).tag(config=True)
     series_cache_points = Int(
         5_000_000, help="Metric points kept in memory for comparing runs (about 17 bytes "
         "each; least recently used series are dropped first)."
@@ -120,6 +126,14 @@ class NotebenchJobService(LoggingConfigurable):
         self.workspace = services.workspace
         self.runs_dir = self.workspace.root("artifacts") / "jobs"
         self.executor: Executor = self.executor_class()
+        self.executor.bind(ExecutorContext(parent=self, tokens=services.job_tokens,
+                                           server_url=self._server_url,
+                                           runs_dir=self.runs_dir,
+                                           workspace=self.workspace.path))
+        #: what remote jobs' forwarders read in the ingest answers (None: jobs run here)
+        self.remote_control: RemoteControl | None = self.executor.remote_control()
+        #: remote jobs' bytes into their server-side directories (the ingest routes)
+        self.ingest = IngestSink(self.runs_dir)
         self.tasks = TaskSet()
         #: the machine's facts (cores, GPU UUIDs), read at start
         self.machine: dict[str, Any] = {}
@@ -129,7 +143,9 @@ class NotebenchJobService(LoggingConfigurable):
         serverapp = getattr(app, "serverapp", None)
         self.repository = JobRepository(services.store, SeriesCache(self.series_cache_points))
         live = LiveJobs()
-        self.presenter = JobPresenter(live, self.workspace.path)
+        self.presenter = JobPresenter(
+            live, self.workspace.path,
+            self.remote_control.placement if self.remote_control is not None else None)
         self.events = JobEvents(self.repository, self.presenter, services.bus, services.logs)
         self.supervisor = JobSupervisor(
             live=live, repository=self.repository, events=self.events,
@@ -144,7 +160,9 @@ class NotebenchJobService(LoggingConfigurable):
             server_root=_server_root(serverapp, self.workspace.path),
             notebooks=self.workspace.root("notebooks"), runs_dir=self.runs_dir,
             assets=services.assets, kernel_names=_kernel_names(serverapp),
-            gpu_uuids=self._gpu_uuids, settings=SubmissionSettings(
+            gpu_uuids=self._gpu_uuids,
+            placement=self.executor.refusal if self.executor.places_jobs else None,
+            settings=SubmissionSettings(
                 default_timeout=self.default_timeout, autosave_seconds=self.autosave_seconds,
                 kernel_start_timeout=self.kernel_start_timeout))
         self.jobqueue = JobQueue(
@@ -173,6 +191,7 @@ class NotebenchJobService(LoggingConfigurable):
             tasks=self.tasks, assets=services.assets, on_slot_free=self.jobqueue.schedule_soon)
         self.supervisor.on_timeout = self.control_desk.stop_for_timeout
         self.supervisor.on_busy = self._note_activity
+        self.supervisor.retire_hooks.append(self.ingest.forget)
         self.supervisor.every_tick(self.jobqueue.schedule_if_wanted)
         self.supervisor.every_tick(self.reader.refresh_disk)
         self.supervisor.every_tick(self.trash.retention_tick)
@@ -184,6 +203,7 @@ class NotebenchJobService(LoggingConfigurable):
         """Adopt the jobs a previous server left, then follow, tick and admit."""
         await asyncio.to_thread(self.runs_dir.mkdir, parents=True, exist_ok=True)
         self.machine.update(await asyncio.to_thread(machine_facts, self.workspace.path))
+        await asyncio.to_thread(self.executor.open)
         await self.supervisor.start(recover=not self.workspace.read_only)
         self.tasks.spawn(asyncio.to_thread(_warm_imports))
         self.jobqueue.schedule_soon()
@@ -192,6 +212,7 @@ class NotebenchJobService(LoggingConfigurable):
         """Stop following; jobs keep running (the next server adopts them)."""
         self.tasks.cancel()
         await self.supervisor.stop()
+        await asyncio.to_thread(self.executor.close)
 
     async def settle(self) -> None:
         """Wait for every background follow-up (artifact registration, admission …)."""
@@ -221,6 +242,14 @@ class NotebenchJobService(LoggingConfigurable):
     def _require_writable(self) -> None:
         if self.workspace.read_only:
             raise ApiError(409, "read_only", self.workspace.read_only_reason())
+
+    def _server_url(self) -> str:
+        """The server's base URL (what remote jobs' forwarders send to)."""
+        return str(getattr(self._serverapp, "connection_url", "") or "")
+
+    async def cluster(self) -> dict[str, Any]:
+        """``GET lifecycle/cluster``: where jobs run (the executor's view)."""
+        return await asyncio.to_thread(self.executor.cluster)
 
     def _note_activity(self) -> None:
         self.last_activity = time.time()
@@ -267,6 +296,9 @@ class NotebenchJobService(LoggingConfigurable):
             return {"ok": True, "status": "read_only",
                     "detail": "this server only reads the workspace: its owner runs the jobs"}
         problems = self.supervisor.alive()
+        executor_problem = self.executor.problem()
+        if executor_problem:
+            problems.append(f"executor {self.executor.name}: {executor_problem}")
         if problems:
             return {"ok": False, "status": "failed", "detail": "; ".join(problems)}
         return {"ok": True, "status": "ok",

@@ -126,7 +126,8 @@ class Submission:
 
     def __init__(self, *, server_root: Path, notebooks: Path, runs_dir: Path,
                  assets: AssetsView | None, kernel_names: Callable[[], Iterable[str]] | None,
-                 gpu_uuids: Callable[[], list[str]], settings: SubmissionSettings) -> None:
+                 gpu_uuids: Callable[[], list[str]], settings: SubmissionSettings,
+                 placement: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.server_root = server_root
         self.notebooks = notebooks
         self.runs_dir = runs_dir
@@ -134,6 +135,9 @@ class Submission:
         self.kernel_names = kernel_names  # blocking: called on a thread
         self.gpu_uuids = gpu_uuids
         self.settings = settings
+        #: an executor that places jobs on its own machines: why it could never run a job
+        #: asking for these resources (blocking); None: the local machine's GPUs apply
+        self.placement = placement
         self._packages: str | None = None
 
     # -- notebooks ---
@@ -215,6 +219,10 @@ class Submission:
                               "pass 'kernel_name'", "unknown_kernel")
         await self.check_kernel(kernel_name)
         resources = self.check_resources(options["resources"])
+        if self.placement is not None:
+            refusal = await asyncio.to_thread(self.placement, resources)
+            if refusal is not None:
+                raise bad_request(refusal, "invalid_resources")
         job_id = new_job_id()
         now = time.time()
         return {
@@ -292,7 +300,8 @@ class Submission:
                               f"{', '.join(sorted(names)) or 'none'})", "unknown_kernel")
 
     def check_resources(self, resources: dict[str, Any]) -> dict[str, Any]:
-        """``gpus`` (a count, or UUIDs to pin) and ``cpus``, checked against the machine."""
+        """``gpus`` (a count, or UUIDs to pin) and ``cpus``, checked against the machine
+        (the local one; on a cluster ``placement`` judges the count)."""
         gpus_known = self.gpu_uuids()
         gpus = resources.get("gpus")
         out: dict[str, Any] = {}
@@ -301,18 +310,19 @@ class Submission:
                 raise bad_request("resources.gpus must be a count or a list of GPU UUIDs",
                                   "invalid_resources")
             unknown = [u for u in gpus if u not in gpus_known]
-            if unknown:
+            if unknown and self.placement is None:
                 raise bad_request(f"unknown GPU UUIDs: {', '.join(unknown)}",
                                   "invalid_resources")
             out["gpu_uuids"] = list(dict.fromkeys(gpus))
             out["gpus"] = len(out["gpu_uuids"])
             out["pinned"] = True
         else:
-            count = 1 if gpus is None and gpus_known else (0 if gpus is None else gpus)
+            count = 1 if gpus is None and gpus_known and self.placement is None else (
+                0 if gpus is None else gpus)
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise bad_request("resources.gpus must be a count or a list of GPU UUIDs",
                                   "invalid_resources")
-            if count > len(gpus_known):
+            if count > len(gpus_known) and self.placement is None:
                 raise bad_request(f"{count} GPUs asked for, {len(gpus_known)} available",
                                   "invalid_resources")
             out["gpus"] = count

@@ -75,6 +75,8 @@ class JobSupervisor:
         self.on_busy: Callable[[], None] | None = None
         #: called when a slot may have become free or a job wants admitting
         self.on_slot_free: Callable[[], None] | None = None
+        #: called with the id of each job that stops being live (after the executor forgot it)
+        self.retire_hooks: list[Callable[[str], None]] = []
         self.ticks = 0  # completed ticks: tests wait for one after moving ``clock``
         self.started = False
         self._locks: dict[str, asyncio.Lock] = {}
@@ -160,6 +162,8 @@ class JobSupervisor:
         """A finished job stops being live (the finisher, under the job's lock)."""
         self.live.remove(job_id)
         self.executor.forget(job_id)
+        for hook in self.retire_hooks:
+            hook(job_id)
 
     def _watch(self, job: LiveJob) -> None:
         """Have the executor say when the job's runner exits (on any thread)."""

@@ -150,7 +150,7 @@ def test_readme_and_docs_name_every_configurable_class() -> None:
     docs = "".join(path.read_text() for path in (ROOT / "docs").glob("*.md"))
     names = [cls.__name__ for cls in NotebenchApp.classes
              if cls.__module__.startswith("notebench.")]
-    assert len(names) == len(RENAMED_SECTIONS)
+    assert set(RENAMED_SECTIONS.values()) <= set(names)  # every renamed class is still one
     assert [name for name in names if f"`c.{name}.*`" not in readme] == []
     assert [name for name in names if f"`c.{name}." not in docs] == []
     # the names used before the prefix, whose sections are no longer applied

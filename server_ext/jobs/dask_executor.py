@@ -1,0 +1,416 @@
+"""``DaskExecutor``: jobs run as Dask tasks on a cluster's workers.
+
+One job is one task (``key`` = the job id, ``fire_and_forget``): a restarted server finds
+its running jobs again with ``distributed.Future(job_id)``. The task
+(``remote_runner.run_remote_job``) supervises the runner as a subprocess on the worker,
+and a forwarder ships the job's files to the server's ingest routes with a job-scoped
+token; the server's tailer reads them from the server-side job directory as it reads a
+local job's. Control (pause, resume, signals, the stop request) travels back in the
+answers to the forwarder's requests (``RemoteControl``): the channel the worker already
+holds open, so it needs no route from the server to the workers (which clusters rarely
+allow) and follows the job wherever the scheduler placed it.
+
+The scheduler is named by ``c.NotebenchDaskCluster.scheduler_address`` or made by a
+factory (``cluster_factory``: a ``dask_jobqueue.SLURMCluster``, a ``dask_kubernetes``
+cluster, a Dask Gateway cluster). A job asking for ``gpus: n`` needs a worker that
+advertises the resource ``GPU`` (``dask worker --resources GPU=2``); a job that no worker
+could ever run is refused when it is submitted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from notebench.jobprotocol import ENVIRONMENT, JOB_JSON, NOTEBOOK, RESUME_ENV
+
+from .executor import Executor, ExecutorContext, LaunchSpec
+from .jobdir import read_json
+from .queue import Slots
+from .remote_control import RemoteControl
+
+log = logging.getLogger("notebench.jobs")
+
+#: the Dask resource a GPU job asks for
+GPU_RESOURCE = "GPU"
+WORKER_LOST = "worker_lost"
+UNBOUNDED = 64  # the slots offered while not connected (each launch fails at once)
+INPUTS_DIR = "inputs"  # where a remote job's shipped input files lie in its directory
+MAX_SHIPPED_INPUT = 512 * 1024 * 1024
+
+
+class NotebenchDaskCluster(LoggingConfigurable):
+    """Where the Dask executor runs jobs (``c.NotebenchDaskCluster.<option>``)."""
+
+    scheduler_address = Unicode(
+        "", help="The Dask scheduler to submit jobs to (tcp://host:8786). Ignored when "
+        "cluster_factory is set.").tag(config=True)
+    cluster_factory = Unicode(
+        "", help="A callable (module.attribute) that returns a Dask cluster, called with "
+        "cluster_options: dask_jobqueue.SLURMCluster, dask_kubernetes.operator.KubeCluster, "
+        "or a function that returns a Dask Gateway cluster.").tag(config=True)
+    cluster_options = Dict(help="Keyword arguments for cluster_factory.").tag(config=True)
+    connect_timeout = Float(10.0, help="Seconds to reach the scheduler before giving up."
+                            ).tag(config=True)
+    shared_filesystem = Bool(
+        False, help="Workers see the server's job directories at the same paths (a "
+        "cluster file system): jobs write there and nothing is forwarded.").tag(config=True)
+    server_url = Unicode(
+        "", help="The server's URL as the workers reach it (default: the server's own "
+        "connection URL). Workers must reach its notebench/api/ ingest routes."
+    ).tag(config=True)
+    heartbeat_seconds = Float(1.0, help="Seconds between a forwarder's contacts at most."
+                              ).tag(config=True)
+    grace_seconds = Float(
+        60.0, help="Seconds a forwarder may fail to reach the server before it stops its "
+        "job rather than train blind.").tag(config=True)
+    buffer_bytes = Int(
+        1 << 30, help="Bytes a job may have written that the server has not received "
+        "yet; above this the forwarder pauses the job until it caught up.").tag(config=True)
+    lost_after_seconds = Float(
+        30.0, help="A job whose forwarder was heard and then stays silent this long is "
+        "ended worker_lost.").tag(config=True)
+
+
+class DaskExecutor(Executor):
+    """Runs each job as a Dask task (see the module docstring)."""
+
+    name = "dask"
+    places_jobs = True
+
+    def __init__(self) -> None:
+        self.control = RemoteControl()
+        self.settings: NotebenchDaskCluster | None = None
+        self._client: Any = None
+        self._cluster: Any = None
+        self._problem: str | None = "the Dask executor is not connected yet"
+        self._futures: dict[str, Any] = {}
+        self._gpus: dict[str, int] = {}  # job id -> GPUs it asked for
+        self._processes: dict[str, dict[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    # -- connection ---
+
+    def bind(self, context: ExecutorContext) -> None:
+        super().bind(context)
+        self.settings = NotebenchDaskCluster(parent=context.parent)
+
+    def open(self) -> None:
+        settings = self._settings()
+        try:
+            from distributed import Client
+        except ImportError:
+            self._problem = ("the Dask executor needs the distributed package: "
+                             "pip install 'notebench[cluster]'")
+            return
+        try:
+            if settings.cluster_factory:
+                module, _, attribute = settings.cluster_factory.rpartition(".")
+                factory = getattr(importlib.import_module(module), attribute)
+                self._cluster = factory(**settings.cluster_options)
+                address = self._cluster.scheduler_address
+            else:
+                address = settings.scheduler_address
+            if not address:
+                self._problem = ("no Dask scheduler configured: set "
+                                 "c.NotebenchDaskCluster.scheduler_address or cluster_factory")
+                return
+            self._client = Client(address, timeout=f"{settings.connect_timeout}s",
+                                  set_as_default=False)
+        except Exception as exc:
+            self._problem = f"cannot reach the Dask scheduler: {exc}"
+            log.error("the Dask executor: %s", self._problem)
+            return
+        self._problem = None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close(timeout=5)
+            except Exception:
+                log.debug("closing the Dask client failed", exc_info=True)
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    def remote_control(self) -> RemoteControl:
+        return self.control
+
+    def _settings(self) -> NotebenchDaskCluster:
+        if self.settings is None:
+            self.settings = NotebenchDaskCluster()
+        return self.settings
+
+    def _connected(self) -> Any:
+        if self._client is None:
+            raise RuntimeError(self._problem or "the Dask executor is not connected")
+        return self._client
+
+    # -- placement ---
+
+    def _workers(self) -> dict[str, dict[str, Any]]:
+        return dict(self._connected().scheduler_info(n_workers=-1).get("workers") or {})
+
+    def refusal(self, resources: dict[str, Any]) -> str | None:
+        if resources.get("pinned"):
+            return ("GPUs are pinned by UUID only on the server's own machine: ask for a "
+                    "number of GPUs on a cluster")
+        if self._client is None:
+            return None  # not connected: the job is queued and fails saying why
+        try:
+            workers = self._workers()
+        except Exception as exc:
+            return f"cannot reach the Dask scheduler: {exc}"
+        gpus = int(resources.get("gpus") or 0)
+        if not workers:
+            return None  # workers may join (adaptive clusters): the job waits
+        best = max(float((w.get("resources") or {}).get(GPU_RESOURCE, 0)) for w in
+                   workers.values())
+        if gpus > best:
+            return (f"{gpus} GPUs asked for, but no Dask worker advertises more than "
+                    f"{best:g} (the worker resource {GPU_RESOURCE})")
+        return None
+
+    def free_slots(self, running: list[dict[str, Any]]) -> Slots:
+        """Free worker threads for CPU jobs, free ``GPU`` units for GPU jobs, minus what
+        notebench's own tasks hold (a job holds one thread of its worker). Not connected:
+        every job is admitted, and its launch fails with the reason."""
+        if self._client is None:
+            return Slots(cpu_free=len(running) + UNBOUNDED,
+                         gpus_free=[f"unconnected#{i}" for i in range(UNBOUNDED)])
+        try:
+            workers = self._workers()
+            processing = self._connected().processing()
+        except Exception:
+            return Slots(cpu_free=0)
+        cpu_free = 0
+        gpus_free: list[str] = []
+        placed: set[str] = set()
+        for address, worker in workers.items():
+            keys = [str(k) for k in processing.get(address, ())]
+            placed.update(keys)
+            threads = max(0, int(worker.get("nthreads") or 1) - len(keys))
+            held = sum(self._gpus.get(k, 0) for k in keys)
+            units = int(float((worker.get("resources") or {}).get(GPU_RESOURCE, 0))) - held
+            cpu_free += threads
+            gpus_free += [f"{address}#{i}" for i in range(max(0, min(units, threads)))]
+        # submitted but not placed yet: they take the next free threads
+        unplaced = sum(1 for key, future in list(self._futures.items())
+                       if future.status == "pending" and key not in placed)
+        return Slots(cpu_free=max(0, cpu_free - unplaced), gpus_free=gpus_free)
+
+    # -- running ---
+
+    def launch(self, spec: LaunchSpec) -> dict[str, dict[str, Any]]:
+        client = self._connected()
+        from distributed import fire_and_forget
+
+        from .remote_runner import run_remote_job
+
+        settings = self._settings()
+        job_dir = Path(spec.job_dir)
+        env = dict(spec.env)
+        files = {name: (job_dir / name).read_bytes() for name in (NOTEBOOK, ENVIRONMENT)}
+        job = read_json(job_dir / JOB_JSON)
+        job = job if isinstance(job, dict) else {}
+        if not settings.shared_filesystem:
+            files.update(_ship_inputs(job, self.context.workspace))
+        files[JOB_JSON] = orjson.dumps(job, option=orjson.OPT_INDENT_2)
+        resume = None
+        if env.get(RESUME_ENV):
+            source = Path(env[RESUME_ENV])
+            resume = {"name": source.name, "data": source.read_bytes()}
+        gpus = int((job.get("resources") or {}).get("gpus") or 0)
+        remote = {
+            "job_id": spec.job_id, "files": files, "resume": resume, "env": env,
+            "server_url": settings.server_url or self.context.server_url(),
+            "token": self.context.tokens.mint(spec.job_id),
+            "shared_dir": str(job_dir) if settings.shared_filesystem else None,
+            "settings": {"heartbeat_seconds": settings.heartbeat_seconds,
+                         "grace_seconds": settings.grace_seconds,
+                         "buffer_bytes": settings.buffer_bytes},
+        }
+        self.context.tokens.allow(spec.job_id)
+        future = client.submit(run_remote_job, remote, key=spec.job_id, pure=False,
+                               resources={GPU_RESOURCE: gpus} if gpus else None, retries=0)
+        fire_and_forget(future)
+        with self._lock:
+            self._futures[spec.job_id] = future
+            self._gpus[spec.job_id] = gpus
+        return self.processes(spec.job_id)
+
+    def adopt(self, job_id: str, job_dir: Path, processes: dict[str, dict[str, Any]]) -> bool:
+        try:
+            client = self._connected()
+            known = client.run_on_scheduler(_scheduler_has, key=job_id)
+        except Exception as exc:
+            log.warning("job %s: cannot ask the Dask scheduler about it: %s", job_id, exc)
+            return False
+        if not known:
+            return False
+        from distributed import Future
+
+        with self._lock:
+            self._futures[job_id] = Future(job_id, client)
+            self._processes[job_id] = dict(processes)
+        self.context.tokens.allow(job_id)
+        self.control.heard(job_id, {})  # the lost-worker clock starts at the adoption
+        return self.is_running(job_id)
+
+    def note_process(self, job_id: str, role: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._processes.setdefault(job_id, {})[role] = dict(record)
+
+    def processes(self, job_id: str) -> dict[str, dict[str, Any]]:
+        placement = self.control.placement(job_id)
+        with self._lock:
+            recorded = {role: dict(r) for role, r in self._processes.get(job_id, {}).items()}
+        runner = recorded.setdefault("runner", {"pid": None})
+        runner.update({k: placement[k] for k in ("worker", "host", "gpu_uuids")
+                       if k in placement})
+        runner["executor"] = self.name
+        return recorded
+
+    def _future(self, job_id: str) -> Any:
+        return self._futures.get(job_id)
+
+    def _silent_too_long(self, job_id: str) -> bool:
+        heard = self.control.last_heard(job_id)
+        limit = self._settings().lost_after_seconds
+        return heard is not None and limit > 0 and time.monotonic() - heard > limit
+
+    def is_running(self, job_id: str) -> bool:
+        future = self._future(job_id)
+        if future is None or future.status != "pending":
+            return False
+        return not self._silent_too_long(job_id)
+
+    def _result(self, job_id: str) -> dict[str, Any] | None:
+        future = self._future(job_id)
+        if future is None or future.status != "finished":
+            return None
+        try:
+            result = future.result(timeout=5)
+        except Exception:
+            return None
+        return result if isinstance(result, dict) else None
+
+    def exit_code(self, job_id: str) -> int | None:
+        code = (self._result(job_id) or {}).get("exit_code")
+        return code if isinstance(code, int) else None
+
+    def loss(self, job_id: str) -> str | None:
+        future = self._future(job_id)
+        if future is None:
+            return None
+        if future.status == "error" or (future.status == "pending"
+                                        and self._silent_too_long(job_id)):
+            return WORKER_LOST
+        if (self._result(job_id) or {}).get("refused"):
+            return WORKER_LOST  # a retry after the first worker died: it did not run again
+        return None
+
+    def pause(self, job_id: str) -> int:
+        self.control.set_paused(job_id, True)
+        return 1
+
+    def resume(self, job_id: str) -> int:
+        self.control.set_paused(job_id, False)
+        return 1
+
+    def terminate(self, job_id: str) -> int:
+        self.control.send_signal(job_id, "term")
+        return 1
+
+    def kill(self, job_id: str) -> int:
+        if not self.is_running(job_id):
+            return 0
+        self.control.send_signal(job_id, "kill")
+        return 1
+
+    def pids(self, job_id: str) -> list[int]:
+        return []  # the job's processes run on another machine
+
+    def forget(self, job_id: str) -> None:
+        self.context.tokens.revoke(job_id)
+        self.control.forget(job_id)
+        with self._lock:
+            self._futures.pop(job_id, None)
+            self._gpus.pop(job_id, None)
+            self._processes.pop(job_id, None)
+
+    def watch(self, job_id: str, on_exit: Any) -> bool:
+        future = self._future(job_id)
+        if future is None:
+            return False
+        future.add_done_callback(lambda _future: on_exit())
+        return True
+
+    # -- the cluster view ---
+
+    def cluster(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"executor": self.name, "problem": self._problem,
+                               "workers": [], "queued": 0}
+        if self._client is None:
+            return out
+        try:
+            workers = self._workers()
+            processing = self._client.processing()
+        except Exception as exc:
+            out["problem"] = f"cannot reach the Dask scheduler: {exc}"
+            return out
+        out["scheduler"] = self._client.scheduler.address
+        for address, worker in sorted(workers.items()):
+            keys = [str(k) for k in processing.get(address, ())]
+            out["workers"].append({
+                "address": address, "host": worker.get("host"), "name": worker.get("name"),
+                "threads": worker.get("nthreads"), "memory_limit": worker.get("memory_limit"),
+                "resources": worker.get("resources") or {},
+                "jobs": [k for k in keys if k in self._futures], "tasks": len(keys),
+            })
+        running = {j for w in out["workers"] for j in w["jobs"]}
+        out["queued"] = sum(1 for key, f in list(self._futures.items())
+                            if f.status == "pending" and key not in running)
+        return out
+
+
+def _scheduler_has(dask_scheduler: Any, key: str) -> bool:
+    """On the scheduler: whether it still holds the task ``key`` (not forgotten)."""
+    task = dask_scheduler.tasks.get(key)
+    return task is not None and task.state not in ("forgotten", "released", "erred")
+
+
+
+def _ship_inputs(job: dict[str, Any], workspace: Path) -> dict[str, bytes]:
+    """The workspace files a job's resolved parameters name (its datasets and other
+    assets), as files of the shipped job directory (``inputs/<name>``); the job's
+    ``resolved`` values are changed to those relative paths (the runner works in the
+    job directory). Files over ``MAX_SHIPPED_INPUT`` bytes stay behind: such a job needs
+    a cluster file system (``shared_filesystem``) or data the workers reach themselves."""
+    shipped: dict[str, bytes] = {}
+    resolved = dict(job.get("resolved") or {})
+    root = workspace.resolve()
+    for name, value in resolved.items():
+        if not isinstance(value, str) or not value.startswith("/"):
+            continue
+        path = Path(value)
+        try:
+            inside = path.resolve().is_relative_to(root) and path.is_file()
+        except OSError:
+            continue
+        if not inside or path.stat().st_size > MAX_SHIPPED_INPUT:
+            continue
+        relative = f"{INPUTS_DIR}/{name}{path.suffix}"
+        shipped[relative] = path.read_bytes()
+        resolved[name] = relative
+    job["resolved"] = resolved
+    return shipped

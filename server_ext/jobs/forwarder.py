@@ -1,0 +1,533 @@
+"""The worker side of a remote job: ``Forwarder`` ships its files to the server.
+
+A job that runs on a Dask worker writes its job directory there; the forwarder thread
+sends what it writes to the server's ingest routes (``IngestClient``), where the server's
+tailer reads it as it reads a local job's:
+
+* the three stream files (``events.jsonl``, ``runner.jsonl``, ``papermill.log``): their
+  new bytes from the server's sizes on, in chunks; the server ignores bytes it holds and
+  answers an offset past its size with that size, so every byte arrives exactly once;
+* whole files (the autosaved output notebook, checkpoints, models, artifacts) once their
+  size and mtime stayed the same for one poll (``FileShipper``);
+* a heartbeat (worker, host, GPUs, runner pid) at least every ``heartbeat_seconds``.
+
+Every answer carries the job's control, which ``RunnerControl`` applies to the runner's
+processes. The server unreachable for ``grace_seconds`` stops the job (``control.json``,
+then SIGTERM after ``term_after_seconds``); more than ``buffer_bytes`` not yet sent
+pauses it until the server caught up; ``409 job_ended`` kills it. Once told the runner
+ended, the forwarder sends what is left and returns. All of it is blocking I/O on the
+forwarder's own thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from notebench.jobprotocol import CONTROL_FILE, RUNNER_FILE, write_json_atomic
+
+from ..errors import ApiError
+from .executor import Executor
+from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative
+from .ingest_client import IngestClient, IngestError
+
+log = logging.getLogger("notebench.jobs")
+
+#: per poll at most: stream requests per file, file requests, file bytes hashed (so
+#: heartbeats keep their pace while a large file goes)
+_STREAM_REQUESTS = 8
+_FILE_REQUESTS = 4
+_HASH_BYTES = 64 * 1024 * 1024
+#: failed uploads of one version of a file before it is left out
+_FILE_ATTEMPTS = 3
+_MAX_BACKOFF = 5.0
+
+
+@dataclass
+class ForwarderSettings:
+    """How often and how patiently a forwarder works (``spec["settings"]``)."""
+
+    heartbeat_seconds: float = 1.0
+    grace_seconds: float = 60.0
+    buffer_bytes: int = 1 << 30
+    poll_seconds: float = 0.2
+    term_after_seconds: float = 30.0
+    chunk_bytes: int = MAX_INGEST_CHUNK
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> ForwarderSettings:
+        """The known keys of ``values`` (others ignored), each cast to its field's type."""
+        out = cls()
+        for item in fields(cls):
+            value = (values or {}).get(item.name)
+            if value is not None:
+                setattr(out, item.name, type(getattr(out, item.name))(value))
+        return out
+
+
+class JobEnded(Exception):
+    """The server answered ``409 job_ended``: nothing more is wanted of this job."""
+
+
+def gpu_uuids(environ: Mapping[str, str]) -> list[str]:
+    """The GPUs named by ``CUDA_VISIBLE_DEVICES`` (UUIDs or indices)."""
+    value = environ.get("CUDA_VISIBLE_DEVICES") or ""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+def _count(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+# -- the runner's processes ------------------------------------------------------------------
+
+
+class RunnerControl:
+    """Applies the server's ``CONTROL`` and the forwarder's own limits to the runner's
+    processes, through the executor that started it (its pause, resume, terminate and
+    kill reach the runner's process group and every process it recorded)."""
+
+    def __init__(self, executor: Executor, job_id: str, job_dir: Path) -> None:
+        self.executor = executor
+        self.job_id = job_id
+        self.job_dir = job_dir
+        self._records_at = 0  # how far runner.jsonl was read for process records
+        self._stop_written: Any = None
+        self._server_paused = False
+        self._buffer_full = False
+        self._frozen = False
+        self._signal_done: str | None = None
+
+    def apply(self, control: Any) -> None:
+        """``stop`` -> ``control.json``; ``paused`` -> freeze or continue; ``signal``
+        term|kill -> SIGTERM|SIGKILL (each once)."""
+        if not isinstance(control, dict):
+            return
+        stop = control.get("stop")
+        if stop and stop != self._stop_written:
+            self.write_stop(stop if isinstance(stop, dict) else {"stop": True})
+            self._stop_written = stop
+        self._server_paused = bool(control.get("paused"))
+        self._freeze()
+        signal_name = control.get("signal")
+        if signal_name in ("term", "kill") and signal_name != self._signal_done:
+            self._signal_done = signal_name
+            if signal_name == "term":
+                self.terminate()
+            else:
+                self.kill()
+
+    def buffer_full(self, full: bool) -> None:
+        """Too much not sent yet: frozen until the server caught up."""
+        if full != self._buffer_full:
+            log.info("job %s: %s", self.job_id, "too much not sent yet: paused" if full
+                     else "the server caught up: continued")
+            self._buffer_full = full
+            self._freeze()
+
+    def write_stop(self, value: dict[str, Any]) -> None:
+        write_json_atomic(self.job_dir / CONTROL_FILE, value)
+
+    def terminate(self) -> None:
+        self.executor.terminate(self.job_id)
+        self._frozen = False  # terminate continues frozen processes
+
+    def kill(self) -> None:
+        self.executor.kill(self.job_id)
+        self._frozen = False
+
+    def runner_pid(self) -> int | None:
+        return (self.executor.processes(self.job_id).get("runner") or {}).get("pid")
+
+    def read_records(self) -> None:
+        """The ``runner`` and ``kernel`` records of ``runner.jsonl``: what to signal."""
+        try:
+            with (self.job_dir / RUNNER_FILE).open("rb") as handle:
+                handle.seek(self._records_at)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._records_at += end
+        for line in data[:end].splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("kind") in ("runner", "kernel"):
+                    self.executor.note_process(self.job_id, record["kind"], record)
+
+    def _freeze(self) -> None:
+        want = self._server_paused or self._buffer_full
+        if want != self._frozen:
+            if want:
+                self.executor.pause(self.job_id)
+            else:
+                self.executor.resume(self.job_id)
+            self._frozen = want
+
+
+# -- whole files ---------------------------------------------------------------------------
+
+Stat = tuple[int, int]  # (size, mtime_ns)
+#: one chunk to the server: (rel, offset, total, sha256, data) -> its answer
+Put = Callable[[str, int, int, str, bytes], dict[str, Any]]
+
+
+@dataclass
+class _Upload:
+    """A whole file being sent: hashed first, then sent chunk by chunk."""
+
+    rel: str
+    stat: Stat
+    hasher: Any = field(default_factory=hashlib.sha256)
+    hashed: int = 0
+    sha256: str | None = None
+    offset: int = 0
+
+
+class FileShipper:
+    """Sends the job directory's whole files, each version once, within a budget per poll.
+
+    Forwarded: regular files whose path the server takes (``ingest.check_relative``:
+    nothing hidden, not a stream file or a file the server wrote). A file is sent once
+    its (size, mtime) stayed the same for one look (at the final flush: at once),
+    smallest first; its sha256 is computed first, then its chunks go with
+    ``PUT ingest/files``. A file that changes meanwhile waits for its next version.
+    """
+
+    def __init__(self, job_dir: Path, job_id: str, chunk_bytes: int) -> None:
+        self.job_dir = job_dir
+        self.job_id = job_id
+        self.chunk_bytes = chunk_bytes
+        self._seen: dict[str, Stat] = {}
+        self._stable: set[str] = set()
+        self._sent: dict[str, Stat] = {}
+        self._refused: dict[str, Stat] = {}  # versions the server will not take
+        self._attempts: dict[tuple[str, Stat], int] = {}
+        self._upload: _Upload | None = None
+        self._shipped: dict[str, Stat] = {}
+
+    def look(self) -> None:
+        """Scan the directory; what kept its (size, mtime) since the last look is stable."""
+        now: dict[str, Stat] = {}
+        for root, dirs, names in os.walk(self.job_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in names:
+                rel = Path(root, name).relative_to(self.job_dir).as_posix()
+                with contextlib.suppress(OSError, ApiError):
+                    check_relative(rel)
+                    st = Path(root, name).stat()
+                    if stat.S_ISREG(st.st_mode):
+                        now[rel] = (st.st_size, st.st_mtime_ns)
+        self._stable = {rel for rel, st in now.items() if self._seen.get(rel) == st}
+        self._seen = now
+
+    def came_from_server(self) -> None:
+        """The files here now were shipped with the job (its inputs): not sent back
+        unless they change."""
+        self.look()
+        self._sent.update(self._seen)
+        self._shipped = dict(self._seen)
+
+    def unsent_bytes(self) -> int:
+        return sum(st[0] for rel, st in self._seen.items() if self._due(rel, st))
+
+    def server_has(self, files: Any) -> None:
+        """The server's complete files (``GET ingest``): what it lost is sent again."""
+        files = files if isinstance(files, dict) else {}
+        for rel in list(self._sent):
+            known = files.get(rel)
+            if self._shipped.get(rel) == self._sent[rel]:
+                continue  # the server's own file, as shipped
+            if not isinstance(known, dict) or known.get("size") != self._sent[rel][0]:
+                del self._sent[rel]
+
+    def ship(self, put: Put, final: bool) -> bool:
+        """Hash and send within this poll's budget; True when work is left."""
+        requests = hashed = 0
+        while requests < _FILE_REQUESTS and hashed < _HASH_BYTES:
+            upload = self._upload
+            if upload is None:
+                pending = sorted((rel for rel, st in self._seen.items() if self._due(rel, st)
+                                  and (final or rel in self._stable)),
+                                 key=lambda rel: (self._seen[rel][0], rel))
+                if not pending:
+                    return False
+                upload = self._upload = _Upload(pending[0], self._seen[pending[0]])
+            try:
+                if self._stat(upload.rel) != upload.stat:
+                    raise FileNotFoundError(upload.rel)
+                if upload.sha256 is None:
+                    hashed += self._hash_some(upload, _HASH_BYTES - hashed)
+                else:
+                    requests += 1
+                    self._send_chunk(put, upload)
+            except OSError as exc:  # changed or gone under us: its next version, once stable
+                if isinstance(exc, ConnectionError):
+                    raise
+                self._upload = None
+                current = self._stat(upload.rel)
+                if current is None:
+                    self._seen.pop(upload.rel, None)
+                else:
+                    self._seen[upload.rel] = current
+                self._stable.discard(upload.rel)
+                requests += 1  # bounds a file that changes at every look
+        return True
+
+    def _due(self, rel: str, st: Stat) -> bool:
+        return self._sent.get(rel) != st and self._refused.get(rel) != st
+
+    def _stat(self, rel: str) -> Stat | None:
+        try:
+            st = (self.job_dir / rel).stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _hash_some(self, upload: _Upload, budget: int) -> int:
+        with (self.job_dir / upload.rel).open("rb") as handle:
+            handle.seek(upload.hashed)
+            data = handle.read(min(budget, upload.stat[0] - upload.hashed))
+        upload.hasher.update(data)
+        upload.hashed += len(data)
+        if upload.hashed >= upload.stat[0] or not data:
+            upload.sha256 = upload.hasher.hexdigest()
+        return max(1, len(data))
+
+    def _send_chunk(self, put: Put, upload: _Upload) -> None:
+        total = upload.stat[0]
+        assert upload.sha256 is not None
+        with (self.job_dir / upload.rel).open("rb") as handle:
+            handle.seek(upload.offset)
+            data = handle.read(min(self.chunk_bytes, total - upload.offset))
+        try:
+            answer = put(upload.rel, upload.offset, total, upload.sha256, data)
+        except IngestError as exc:
+            if exc.status not in (400, 409, 413, 507) or exc.code == "not_remote":
+                raise  # not about this file
+            self._failed(upload, exc)
+            return
+        upload.offset = _count(answer.get("size"), upload.offset + len(data))
+        if answer.get("complete") or upload.offset >= total:
+            self._sent[upload.rel] = upload.stat
+            self._upload = None
+
+    def _failed(self, upload: _Upload, exc: IngestError) -> None:
+        """409: go on from the server's part; else give this version a few tries."""
+        if exc.code == "offset_mismatch" and exc.size is not None and (
+                0 <= exc.size <= upload.stat[0]):
+            upload.offset = exc.size
+            return
+        self._upload = None
+        key = (upload.rel, upload.stat)
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+        if exc.code != "checksum_mismatch" or self._attempts[key] >= _FILE_ATTEMPTS:
+            log.warning("job %s: the server does not take %s: %s", self.job_id, upload.rel,
+                        exc)
+            self._refused[upload.rel] = upload.stat
+
+
+# -- the forwarder -------------------------------------------------------------------------
+
+
+class Forwarder(threading.Thread):
+    """Ships one job's directory to the server and applies its control (module docstring).
+
+    ``forward`` False (a shared file system) sends nothing but heartbeats. ``sync(state)``
+    takes the answer of a ``GET ingest`` made before the thread starts; ``runner_exited``
+    starts the final flush. After the thread ended: ``flushed`` (everything arrived),
+    ``ended_by_server`` (``409 job_ended``), ``error`` (an unexpected exception).
+    """
+
+    def __init__(self, *, job_dir: Path, client: IngestClient, executor: Executor,
+                 job_id: str, settings: ForwarderSettings, placement: Mapping[str, Any],
+                 forward: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name=f"notebench-forwarder-{job_id}", daemon=True)
+        self.job_dir = job_dir
+        self.client = client
+        self.job_id = job_id
+        self.settings = settings
+        self.placement = dict(placement)
+        self.forward = forward
+        self.clock = clock
+        self.runner = RunnerControl(executor, job_id, job_dir)
+        self.files = FileShipper(job_dir, job_id, settings.chunk_bytes)
+        self.flushed = False
+        self.ended_by_server = False
+        self.error: BaseException | None = None
+        self._runner_ended = threading.Event()
+        self._wake = threading.Event()
+        self._server: dict[str, int] | None = None  # the server's stream sizes (None: ask)
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._grace_stopped = self._grace_termed = False
+        self._last_heartbeat: float | None = None
+
+    def runner_exited(self) -> None:
+        """The runner ended (from any thread): send what is left, then end."""
+        self._runner_ended.set()
+        self._wake.set()
+
+    def sync(self, state: Mapping[str, Any]) -> None:
+        """Take the server's view (``GET ingest``): stream sizes, files, control."""
+        streams = state.get("streams")
+        streams = streams if isinstance(streams, dict) else {}
+        self._server = {name: _count(streams.get(name)) for name in STREAMS}
+        self.files.server_has(state.get("files"))
+        self.runner.apply(state.get("control"))
+
+    def unsent_bytes(self) -> int:
+        """Bytes written here that the server does not hold yet (streams and files)."""
+        if not self.forward:
+            return 0
+        total = self.files.unsent_bytes()
+        for name in STREAMS:
+            with contextlib.suppress(OSError):
+                size = (self.job_dir / name).stat().st_size
+                total += max(0, size - (self._server or {}).get(name, 0))
+        return total
+
+    # -- the loop ---
+
+    def run(self) -> None:
+        try:
+            while not self._cycle():
+                pass
+        except BaseException as exc:  # the caller kills the runner and reports it
+            log.exception("job %s: the forwarder failed", self.job_id)
+            self.error = exc
+        finally:
+            self.client.close()
+
+    def _cycle(self) -> bool:
+        """One poll; True when the forwarder is done."""
+        final = self._runner_ended.is_set()  # read first: this pass then sees every byte
+        self.runner.read_records()
+        if self.forward:
+            self.files.look()
+        try:
+            busy = self._exchange(final)
+        except JobEnded:
+            log.info("job %s ended on the server: killing its runner", self.job_id)
+            self.ended_by_server = True
+            self.runner.kill()
+            return True
+        except (ConnectionError, IngestError) as exc:  # down, restarting, refusing: wait
+            self._failed(exc)
+            if final and self.clock() - (self._failing_since or 0) >= (
+                    self.settings.grace_seconds):
+                log.warning("job %s: the server stayed unreachable; %d bytes not sent",
+                            self.job_id, self.unsent_bytes())
+                return True
+            self.runner.buffer_full(self.unsent_bytes() > self.settings.buffer_bytes)
+            self._wait(min(self.settings.poll_seconds * 2 ** self._failures, _MAX_BACKOFF))
+            return False
+        if self._failing_since is not None:
+            log.info("job %s: the server is reachable again", self.job_id)
+        self._failing_since, self._failures = None, 0
+        self.runner.buffer_full(self.unsent_bytes() > self.settings.buffer_bytes)
+        if final and not busy:
+            self.flushed = True
+            return True
+        if not busy:
+            self._wait(self.settings.poll_seconds)
+        return False
+
+    def _wait(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _exchange(self, final: bool) -> bool:
+        """Talk to the server; True when work is left for the next poll right away."""
+        if self._server is None:
+            self.sync(self._ask(self.client.state))
+        busy = False
+        if self.forward:
+            for name in STREAMS:
+                if self._server is None:  # lost track of the server's sizes: ask again
+                    return True
+                busy = self._send_stream(name) or busy
+            busy = self.files.ship(lambda *chunk: self._ask(self.client.put, *chunk),
+                                   final) or busy
+        if self._last_heartbeat is None or (
+                self.clock() - self._last_heartbeat >= self.settings.heartbeat_seconds):
+            info = {**self.placement, "pid": self.runner.runner_pid()}
+            self.runner.apply(self._ask(self.client.heartbeat, info).get("control"))
+            self._last_heartbeat = self.clock()
+        return busy
+
+    def _ask(self, call: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """One request; ``job_ended`` becomes ``JobEnded``, a broken connection makes the
+        next poll ask where the server stands."""
+        try:
+            return call(*args)
+        except IngestError as exc:
+            if exc.code == "job_ended":
+                raise JobEnded() from exc
+            raise
+        except ConnectionError:
+            self._server = None
+            raise
+
+    def _send_stream(self, name: str) -> bool:
+        """New bytes of a stream file from the server's size on; True when more is left."""
+        path = self.job_dir / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return False
+        for _ in range(_STREAM_REQUESTS):
+            assert self._server is not None
+            offset = self._server[name]
+            if offset >= size:
+                return False
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read(min(self.settings.chunk_bytes, size - offset))
+            try:
+                answer = self._ask(self.client.append, name, offset, data)
+            except IngestError as exc:
+                if exc.code != "offset_mismatch":
+                    raise
+                if exc.size is None:
+                    self._server = None
+                    return True
+                self._server[name] = exc.size  # it lost bytes: go on from its size
+                continue
+            self._server[name] = _count(answer.get("size"), offset + len(data))
+            self.runner.apply(answer.get("control"))
+        return self._server is None or self._server[name] < size
+
+    def _failed(self, exc: Exception) -> None:
+        """A failed exchange: past the grace, stop the job; later, terminate it."""
+        now = self.clock()
+        if self._failing_since is None:
+            log.warning("job %s: cannot reach the server: %s", self.job_id, exc)
+            self._failing_since = now
+        self._failures += 1
+        waited = now - self._failing_since
+        if waited >= self.settings.grace_seconds and not self._grace_stopped:
+            self._grace_stopped = True
+            log.warning("job %s: the server was unreachable for %.0f s: stopping the job",
+                        self.job_id, waited)
+            self.runner.write_stop({"stop": True, "requested_at": time.time(),
+                                    "reason": "server unreachable"})
+        if (waited >= self.settings.grace_seconds + self.settings.term_after_seconds
+                and not self._grace_termed):
+            self._grace_termed = True
+            self.runner.terminate()

@@ -1,0 +1,230 @@
+"""The ingest routes (``lifecycle/jobs/{id}/ingest...``): what a remote job's forwarder
+sends, written into the server-side job directory (``IngestSink``), each answer carrying
+what the job should do now (``CONTROL``).
+
+A job's own token (``nbj_``) may call them for its job, and so may an owner (write on
+jobs). A job is live for ingest while it is not in a final state (queued ones included:
+a worker may start before the server marks the job running); a job that ended answers
+``409 job_ended``, and a server whose executor runs no remote jobs ``409 not_remote``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any, cast
+
+from tornado.web import stream_request_body
+
+from notebench.jobprotocol import TERMINAL
+
+from ..bounds import MAX_SAFE_INT
+from ..errors import ApiError, bad_request, conflict
+from ..handlers import NotebenchHandler
+from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative
+
+if TYPE_CHECKING:
+    from .remote_control import RemoteControl
+    from .service import NotebenchJobService
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+#: what a heartbeat may say of where the job runs, and the type of each
+_PLACEMENT = {"worker": str, "host": str, "pid": int}
+
+
+def chunk_too_large() -> ApiError:
+    return ApiError(413, "too_large", f"an ingest request carries at most {MAX_INGEST_CHUNK} "
+                                      "bytes: send smaller chunks", max_bytes=MAX_INGEST_CHUNK)
+
+
+class IngestHandlerBase(NotebenchHandler):
+    """A job's own token may call these routes for its job."""
+
+    auth_area = "jobs"
+    job_token_scope = True
+
+    @property
+    def jobs(self) -> NotebenchJobService:
+        return cast("NotebenchJobService", self.services.jobs)  # its routes: its service
+
+    async def live_remote(self, job_id: str) -> RemoteControl:
+        """The remote control of a job that may still send (404 unknown, 409 ended or not
+        run remotely)."""
+        row = await self.jobs.repository.row(job_id)
+        if row["state"] in TERMINAL:
+            raise conflict(f"job {job_id} has ended ({row['state']}): stop sending",
+                           "job_ended", state=row["state"])
+        remote = self.jobs.remote_control
+        if remote is None:
+            raise conflict("this server's executor runs no remote jobs", "not_remote")
+        return remote
+
+    async def control(self, job_id: str, remote: RemoteControl) -> dict[str, Any]:
+        """What the job should do now: stop (its ``control.json``), paused, a signal."""
+        stop = await asyncio.to_thread(self.jobs.ingest.control_file, job_id)
+        return {**remote.state(job_id), "stop": stop}
+
+    def required_int(self, name: str) -> int:
+        value = self.number_arg(name, int, low=0, high=MAX_SAFE_INT)
+        if value is None:
+            raise bad_request(f"send ?{name}=<bytes>", "invalid_parameter")
+        return int(value)
+
+
+class IngestHandler(IngestHandlerBase):
+    """``GET lifecycle/jobs/{id}/ingest``: where the server-side copy stands."""
+
+    async def get(self, job_id: str) -> None:
+        remote = await self.live_remote(job_id)
+        remote.heard(job_id, {})
+        where = await asyncio.to_thread(self.jobs.ingest.where, job_id)
+        self.write_json({**where, "control": await self.control(job_id, remote)})
+
+
+class HeartbeatHandler(IngestHandlerBase):
+    """``POST lifecycle/jobs/{id}/ingest/heartbeat``: the job is alive; where it runs."""
+
+    async def post(self, job_id: str) -> None:
+        self.require_writable()
+        info = placement_of(self.json_body())
+        remote = await self.live_remote(job_id)
+        remote.heard(job_id, info)
+        self.write_json({"control": await self.control(job_id, remote)})
+
+
+def placement_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The known fields of a heartbeat (400 for a wrong type); others are ignored."""
+    info: dict[str, Any] = {}
+    for name, kind in _PLACEMENT.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise bad_request(f"{name} must be a {kind.__name__}", "invalid_request")
+        info[name] = value
+    uuids = body.get("gpu_uuids")
+    if uuids is not None:
+        if not isinstance(uuids, list) or not all(isinstance(u, str) for u in uuids):
+            raise bad_request("gpu_uuids must be a list of strings", "invalid_request")
+        info["gpu_uuids"] = uuids
+    return info
+
+
+@stream_request_body
+class _ChunkHandler(IngestHandlerBase):
+    """A route whose body is one chunk of at most ``MAX_INGEST_CHUNK`` bytes, kept in
+    memory. Everything that can be checked without the body is, before it is read."""
+
+    #: the method that carries a chunk
+    body_method = "POST"
+    receiving = False
+    received = 0
+    remote: RemoteControl | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != self.body_method:
+            if self.request.method != "OPTIONS":  # CORS pre-flight: the base class answers
+                raise ApiError(405, "method_not_allowed",
+                               f"{self.request.method} is not served here "
+                               f"(allowed: {self.body_method})")
+            return
+        self.require_writable()
+        raw = self.request.headers.get("Content-Length")
+        if raw is not None:
+            try:
+                declared = int(raw)
+            except ValueError:
+                raise bad_request("invalid Content-Length") from None
+            if declared > MAX_INGEST_CHUNK:
+                raise chunk_too_large()
+        self.check_arguments(self.path_args[1])
+        self.remote = await self.live_remote(self.path_args[0])
+        self._chunks: list[bytes] = []
+        self.receiving = True
+
+    def check_arguments(self, target: str) -> None:
+        """Refuse bad arguments before the body is read."""
+
+    async def data_received(self, chunk: bytes) -> None:
+        if not self.receiving or self._finished:
+            return  # also the body of a request prepare() let through unread (OPTIONS)
+        self.received += len(chunk)
+        if self.received > MAX_INGEST_CHUNK:
+            self.receiving = False
+            self._chunks.clear()
+            error = chunk_too_large()
+            self.send_error(error.status, exc_info=(type(error), error, None))
+            return
+        self._chunks.append(chunk)
+
+    def body_bytes(self) -> bytes | None:
+        """The chunk (None: the request was already answered)."""
+        if not self.receiving or self._finished:
+            return None
+        self.receiving = False
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+class StreamIngestHandler(_ChunkHandler):
+    """``POST lifecycle/jobs/{id}/ingest/streams/{name}?offset=N``: bytes of a stream."""
+
+    def check_arguments(self, target: str) -> None:
+        if target not in STREAMS:
+            raise bad_request(f"unknown stream {target!r}: one of {', '.join(STREAMS)}",
+                              "unknown_stream")
+        self.offset = self.required_int("offset")
+
+    async def post(self, job_id: str, name: str) -> None:
+        data = self.body_bytes()
+        if data is None or self.remote is None:
+            return
+        size = await asyncio.to_thread(self.jobs.ingest.append, job_id, name, self.offset,
+                                       data)
+        self.remote.heard(job_id, {})
+        self.write_json({"size": size, "control": await self.control(job_id, self.remote)})
+
+
+class FileIngestHandler(_ChunkHandler):
+    """``PUT lifecycle/jobs/{id}/ingest/files/{path}?offset=N&total=T&sha256=H``: a chunk
+    of a whole file."""
+
+    body_method = "PUT"
+
+    def check_arguments(self, target: str) -> None:
+        check_relative(target)
+        self.offset = self.required_int("offset")
+        self.total = self.required_int("total")
+        limit = self.jobs.max_ingest_file_bytes
+        if self.total > limit:
+            raise ApiError(413, "too_large", f"a forwarded file may have at most {limit} "
+                           "bytes (c.NotebenchJobService.max_ingest_file_bytes)",
+                           max_bytes=limit)
+        if self.offset > self.total:
+            raise bad_request("offset must not be past total", "invalid_range")
+        digest = self.get_query_argument("sha256", "")
+        if not _SHA256.fullmatch(digest):
+            raise bad_request("send ?sha256=<64 hex digits> of the whole file",
+                              "invalid_parameter")
+        self.sha256 = digest.lower()
+
+    async def put(self, job_id: str, rel: str) -> None:
+        data = self.body_bytes()
+        if data is None or self.remote is None:
+            return
+        result = await asyncio.to_thread(self.jobs.ingest.put_chunk, job_id, rel,
+                                         self.offset, self.total, self.sha256, data)
+        self.remote.heard(job_id, {})
+        self.write_json({**result, "control": await self.control(job_id, self.remote)})
+
+
+def ingest_routes(job_id: str) -> list[tuple[str, type]]:
+    """The routes, for ``handlers.jobs_routes`` (``job_id``: the id's pattern group)."""
+    return [
+        (rf"lifecycle/jobs/{job_id}/ingest", IngestHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/heartbeat", HeartbeatHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/streams/([^/]+)", StreamIngestHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/files/(.+)", FileIngestHandler),
+    ]

@@ -1,0 +1,132 @@
+"""Jobs on a real Dask cluster: run, follow, control and lose a worker.
+
+The server submits each job as a Dask task; the worker runs it in its own local
+directory and forwards what it writes to the server's ingest routes; the server's tailer
+stores it as it stores a local job's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.integration.jobs.conftest import wait_for
+
+from .conftest import CPU_WORKER, GPU_WORKER, DaskCluster
+
+pytestmark = pytest.mark.timeout(300)
+
+REPORT = """
+import time
+import notebench
+for step in range(steps):
+    notebench.report(step=step, total_steps=steps, loss=1.0 / (step + 1))
+    if notebench.should_stop():
+        raise notebench.StopTraining()
+    time.sleep(delay)
+open("artifact.txt", "w").write("made on the worker")
+"""
+PARAMS = "steps: int = 5\ndelay: float = 0.0"
+
+
+def _worker_of(job: dict[str, Any]) -> str | None:
+    return ((job.get("processes") or {}).get("runner") or {}).get("worker")
+
+
+async def _worker_names(api: Any) -> dict[str, str]:
+    """Worker address -> name, from the cluster route."""
+    cluster = await api("GET", "lifecycle/cluster")
+    return {w["address"]: w["name"] for w in cluster.body["workers"]}
+
+
+async def test_a_job_runs_on_a_worker_and_its_files_come_back(jobs_api, write_notebook,
+                                                              services, api):
+    path = write_notebook("remote", [REPORT], PARAMS)
+    job = await jobs_api.submit(path, parameters={"steps": 20})
+    done = await jobs_api.wait(job["id"], timeout=180)
+    assert done["state"] == "succeeded", (done["reason"], done["error"])
+    metrics = await jobs_api.metrics(job["id"], names="loss")
+    assert metrics["series"][0]["count"] == 20  # every point once, none twice
+    assert _worker_of(done) is not None  # where it ran
+    job_dir = services.jobs.runs_dir / job["id"]
+    assert (job_dir / "artifact.txt").read_text() == "made on the worker"
+    output = await api("GET", f"lifecycle/jobs/{job['id']}/output", validate=False)
+    assert output.status == 200
+
+
+async def test_a_gpu_job_goes_to_the_worker_with_the_gpu_resource(jobs_api, write_notebook,
+                                                                   api):
+    path = write_notebook("gpu", [REPORT], PARAMS)
+    too_many = await jobs_api.submit(path, resources={"gpus": 2}, expect=400)
+    assert too_many["error"]["code"] == "invalid_resources"
+    assert "GPU" in too_many["error"]["message"]
+    job = await jobs_api.submit(path, resources={"gpus": 1})
+    done = await jobs_api.wait(job["id"], timeout=180)
+    assert done["state"] == "succeeded", (done["reason"], done["error"])
+    assert (await _worker_names(api))[_worker_of(done)] == GPU_WORKER
+
+
+async def test_pause_resume_and_stop_reach_the_worker(jobs_api, write_notebook):
+    path = write_notebook("control", [REPORT], PARAMS)
+    job = await jobs_api.submit(path, parameters={"steps": 10_000, "delay": 0.05})
+
+    async def reporting() -> dict[str, Any] | None:
+        current = await jobs_api.get(job["id"])
+        return current if current["latest_metrics"].get("loss") is not None else None
+
+    await wait_for(reporting, 120)
+    paused = await jobs_api.control(job["id"], "pause")
+    assert paused["state"] == "paused"
+
+    async def step() -> int:
+        return int((await jobs_api.get(job["id"]))["progress"].get("step") or 0)
+
+    async def settled() -> int | None:
+        # the worker froze the job at its next contact: the step stops moving
+        before = await step()
+        await asyncio.sleep(1.0)
+        return before if await step() == before else None
+
+    frozen = await wait_for(settled, 30)
+    await asyncio.sleep(2.0)  # a frozen job reports nothing
+    still = await step()
+    assert still == frozen
+    await jobs_api.control(job["id"], "resume")
+
+    async def moving() -> bool:
+        return (await jobs_api.get(job["id"]))["progress"].get("step", 0) > still + 5
+
+    await wait_for(moving, 60)
+    await jobs_api.control(job["id"], "stop")
+    done = await jobs_api.wait(job["id"], timeout=120)
+    assert done["state"] == "stopped", (done["reason"], done["error"])
+
+
+async def test_a_killed_worker_ends_its_job_worker_lost(jobs_api, write_notebook, api,
+                                                        dask_cluster: DaskCluster):
+    path = write_notebook("lost", [REPORT], PARAMS)
+    job = await jobs_api.submit(path, parameters={"steps": 10_000, "delay": 0.05})
+
+    async def placed() -> dict[str, Any] | None:
+        current = await jobs_api.get(job["id"])
+        return current if _worker_of(current) and current["latest_metrics"] else None
+
+    running = await wait_for(placed, 120)
+    name = (await _worker_names(api))[_worker_of(running)]
+    assert name in (CPU_WORKER, GPU_WORKER)
+    await asyncio.to_thread(dask_cluster.kill_worker, name)
+    done = await jobs_api.wait(job["id"], timeout=120)
+    assert (done["state"], done["reason"]) == ("failed", "worker_lost")
+
+
+async def test_the_cluster_route_lists_the_workers(api, dask_cluster: DaskCluster):
+    response = await api("GET", "lifecycle/cluster")
+    assert response.status == 200, response.body
+    body = response.body
+    assert body["executor"] == "dask" and body["problem"] is None
+    names = {w["name"] for w in body["workers"]}
+    assert names == {CPU_WORKER, GPU_WORKER}
+    gpu = next(w for w in body["workers"] if w["name"] == GPU_WORKER)
+    assert gpu["resources"] == {"GPU": 1}

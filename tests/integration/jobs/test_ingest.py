@@ -1,0 +1,361 @@
+"""The ingest routes a remote job's forwarder calls, and the job token's scope.
+
+The jobs here stay queued (``cpu_slots`` 0): a queued job is live for ingest, and no local
+runner writes into its directory while the test does. Cancelling one puts it in a final
+state (``job_ended``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+
+from notebench.jobprotocol import CONTROL_FILE, write_json_atomic
+from notebench.server.credentials import JobTokens, load_secret
+from notebench.server.jobs.ingest import MAX_INGEST_CHUNK
+from notebench.server.jobs.remote_control import RemoteControl
+from notebench.server.services import JOB_TOKEN_KEY
+from tests.integration.assets.conftest import RawConnection
+
+QUEUED_ONLY = {"cpu_slots": 0, "tick_seconds": 0.2, "stall_minutes": 0.0}
+pytestmark = pytest.mark.parametrize("jobs_config", [QUEUED_ONLY])
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def remote(services: Any) -> RemoteControl:
+    """The service as a remote executor sets it up."""
+    control = RemoteControl()
+    services.jobs.remote_control = control
+    return control
+
+
+@pytest.fixture
+def queued(jobs_api, write_notebook) -> Any:
+    """``await queued()``: a new job that stays queued; its id."""
+    path = write_notebook("tiny", ["x = 1"])
+
+    async def make() -> str:
+        job = await jobs_api.submit(path)
+        assert job["state"] == "queued"
+        return job["id"]
+
+    return make
+
+
+@pytest.fixture
+def job_dir(services: Any):
+    return lambda job_id: services.jobs.runs_dir / job_id
+
+
+@pytest.fixture
+def ingest(api):
+    """Calls of the ingest routes (``token``: a job token instead of the owner's)."""
+
+    def auth(token: str | None) -> dict[str, str]:
+        return {"Authorization": f"token {token}"} if token else {}
+
+    class Ingest:
+        async def state(self, job_id: str, token: str | None = None):
+            return await api("GET", f"lifecycle/jobs/{job_id}/ingest", headers=auth(token))
+
+        async def stream(self, job_id: str, name: str, offset: int, data: bytes,
+                         token: str | None = None):
+            return await api("POST", f"lifecycle/jobs/{job_id}/ingest/streams/{name}", data,
+                             params={"offset": str(offset)},
+                             headers={"Content-Type": "application/octet-stream",
+                                      **auth(token)})
+
+        async def file(self, job_id: str, rel: str, offset: int, data: bytes, total: int,
+                       digest: str, token: str | None = None):
+            # the checker's templates match one path segment per parameter
+            return await api("PUT", f"lifecycle/jobs/{job_id}/ingest/files/{rel}", data,
+                             params={"offset": str(offset), "total": str(total),
+                                     "sha256": digest},
+                             headers={"Content-Type": "application/octet-stream",
+                                      **auth(token)}, validate="/" not in rel)
+
+        async def heartbeat(self, job_id: str, body: Any, token: str | None = None):
+            return await api("POST", f"lifecycle/jobs/{job_id}/ingest/heartbeat", body,
+                             headers=auth(token))
+
+    return Ingest()
+
+
+@pytest.fixture
+def raw_fetch(jp_http_port: int, jp_base_url: str, jp_auth_header: dict[str, str]):
+    """A request whose path is sent exactly as given (``%2F`` and ``%2e`` kept)."""
+
+    async def fetch(method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}notebench/api/{path}"
+        response = await AsyncHTTPClient().fetch(url, method=method, body=body,
+                                                 headers=jp_auth_header, raise_error=False)
+        return response.code, json.loads(response.body) if response.body else None
+
+    return fetch
+
+
+async def test_streams_append_at_offsets_exactly_once(remote, queued, ingest, job_dir):
+    job_id = await queued()
+    first = await ingest.stream(job_id, "events.jsonl", 0, b'{"a": 1}\n{"b"')
+    assert first.status == 200, first.body
+    assert first.body == {"size": 13, "control": {"stop": None, "paused": False,
+                                                  "signal": None}}
+    retry = await ingest.stream(job_id, "events.jsonl", 0, b'{"a": 1}\n{"b"')
+    assert retry.status == 200 and retry.body["size"] == 13
+    overlap = await ingest.stream(job_id, "events.jsonl", 9, b'{"b": 2}\n')
+    assert overlap.status == 200 and overlap.body["size"] == 18
+    assert (job_dir(job_id) / "events.jsonl").read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    gap = await ingest.stream(job_id, "events.jsonl", 30, b"x")
+    assert gap.status == 409
+    assert gap.body["error"]["code"] == "offset_mismatch"
+    assert gap.body["size"] == gap.body["error"]["details"]["size"] == 18
+    assert (await ingest.stream(job_id, "papermill.log", 0, b"out\r")).body["size"] == 4
+    state = await ingest.state(job_id)
+    assert state.status == 200
+    assert state.body["streams"] == {"events.jsonl": 18, "runner.jsonl": 0,
+                                     "papermill.log": 4}
+    assert state.body["files"] == {}
+    unknown = await ingest.stream(job_id, "job.json", 0, b"{}")
+    assert unknown.status == 400 and unknown.body["error"]["code"] == "unknown_stream"
+
+
+async def test_a_stream_chunk_needs_an_offset(remote, queued, api):
+    job_id = await queued()
+    response = await api("POST", f"lifecycle/jobs/{job_id}/ingest/streams/events.jsonl",
+                         b"x", headers={"Content-Type": "application/octet-stream"})
+    assert response.status == 400
+    assert response.body["error"]["code"] == "invalid_parameter"
+
+
+async def test_files_arrive_in_chunks_and_replace_the_old_version(remote, queued, ingest,
+                                                                  job_dir):
+    job_id = await queued()
+    data = os.urandom(300_000)
+    digest = sha(data)
+    rel = "checkpoints/step-1/model.pt"
+    target = job_dir(job_id) / rel
+    first = await ingest.file(job_id, rel, 0, data[:100_000], len(data), digest)
+    assert first.status == 200, first.body
+    assert (first.body["size"], first.body["complete"]) == (100_000, False)
+    assert not target.exists()
+    retry = await ingest.file(job_id, rel, 0, data[:100_000], len(data), digest)
+    assert retry.body["size"] == 100_000
+    gap = await ingest.file(job_id, rel, 200_000, data[200_000:], len(data), digest)
+    assert gap.status == 409 and gap.body["size"] == 100_000
+    assert (await ingest.file(job_id, rel, 100_000, data[100_000:200_000], len(data),
+                              digest)).body["size"] == 200_000
+    last = await ingest.file(job_id, rel, 200_000, data[200_000:], len(data), digest)
+    assert last.status == 200
+    assert (last.body["size"], last.body["complete"]) == (len(data), True)
+    assert target.read_bytes() == data
+    assert list((job_dir(job_id) / ".ingest" / "parts").rglob("*.part")) == []
+    # the last chunk again (its answer was lost): complete, nothing sent twice
+    again = await ingest.file(job_id, rel, 200_000, data[200_000:], len(data), digest)
+    assert again.body["complete"] is True and target.read_bytes() == data
+    state = await ingest.state(job_id)
+    assert state.body["files"] == {rel: {"size": len(data), "sha256": digest}}
+    newer = b"the newer version"
+    replaced = await ingest.file(job_id, rel, 0, newer, len(newer), sha(newer))
+    assert replaced.body["complete"] is True and target.read_bytes() == newer
+    empty = await ingest.file(job_id, "empty.txt", 0, b"", 0, sha(b""))
+    assert empty.body["complete"] is True and (job_dir(job_id) / "empty.txt").read_bytes() == b""
+    output = await ingest.file(job_id, "output.ipynb", 0, b"{}", 2, sha(b"{}"))
+    assert output.body["complete"] is True
+
+
+async def test_a_wrong_checksum_leaves_no_file_and_no_part(remote, queued, ingest, job_dir):
+    job_id = await queued()
+    data = b"metrics,1\n" * 100
+    wrong = await ingest.file(job_id, "metrics.csv", 0, data, len(data), sha(b"other"))
+    assert wrong.status == 400 and wrong.body["error"]["code"] == "checksum_mismatch"
+    assert not (job_dir(job_id) / "metrics.csv").exists()
+    assert list((job_dir(job_id) / ".ingest" / "parts").rglob("*")) == []
+    assert (await ingest.state(job_id)).body["files"] == {}
+    right = await ingest.file(job_id, "metrics.csv", 0, data, len(data), sha(data))
+    assert right.body["complete"] is True
+    assert (job_dir(job_id) / "metrics.csv").read_bytes() == data
+
+
+@pytest.mark.parametrize("rel", [
+    "a/../../outside.txt", "..%2Foutside.txt", "%2Fetc%2Fpasswd", "a%2F%2Fb", "%2e%2e",
+    ".ingest%2Findex.json", ".hidden", "a/.b/c", "job.json", "notebook.ipynb",
+    "environment.txt", "control.json", "events.jsonl", "runner.jsonl", "papermill.log",
+    "a%5Cb", "a%00b", "a%0Ab",
+])
+async def test_unsafe_paths_are_refused(remote, queued, raw_fetch, job_dir, rel):
+    job_id = await queued()
+    before = sorted(p.name for p in job_dir(job_id).parent.iterdir())
+    status, body = await raw_fetch(
+        "PUT", f"lifecycle/jobs/{job_id}/ingest/files/{rel}?offset=0&total=1"
+               f"&sha256={sha(b'x')}", b"x")
+    assert status == 400, body
+    assert body["error"]["code"] == "unsafe_path"
+    assert sorted(p.name for p in job_dir(job_id).parent.iterdir()) == before
+    assert (job_dir(job_id) / "job.json").read_bytes() != b"x"
+
+
+async def test_bad_file_arguments(remote, queued, ingest, api):
+    job_id = await queued()
+    past = await ingest.file(job_id, "a.bin", 0, b"abc", 2, sha(b"ab"))
+    assert past.status == 400 and past.body["error"]["code"] == "invalid_range"
+    after = await ingest.file(job_id, "a.bin", 5, b"", 2, sha(b"ab"))
+    assert after.status == 400 and after.body["error"]["code"] == "invalid_range"
+    bad_digest = await ingest.file(job_id, "a.bin", 0, b"ab", 2, "xyz")
+    assert bad_digest.status == 400
+    huge = await ingest.file(job_id, "big.bin", 0, b"", 20 * 1024**3 + 1, sha(b""))
+    assert huge.status == 413 and huge.body["error"]["code"] == "too_large"
+
+
+async def test_a_chunk_over_the_limit_is_413_before_its_body(remote, queued, jp_http_port,
+                                                             jp_auth_header, jp_base_url):
+    job_id = await queued()
+    conn = RawConnection(jp_http_port, jp_auth_header)
+    await conn.open("POST", f"{jp_base_url}notebench/api/lifecycle/jobs/{job_id}/ingest/"
+                            "streams/events.jsonl?offset=0",
+                    {"Content-Length": str(MAX_INGEST_CHUNK + 1)})
+    status, _headers, body = await conn.response()  # no byte of the body was sent
+    await conn.close()
+    assert status == 413 and b"too_large" in body
+
+
+async def test_a_chunked_body_over_the_limit_is_413(remote, queued, jp_http_port,
+                                                    jp_auth_header, jp_base_url, job_dir):
+    job_id = await queued()
+    conn = RawConnection(jp_http_port, jp_auth_header)
+    await conn.open("POST", f"{jp_base_url}notebench/api/lifecycle/jobs/{job_id}/ingest/"
+                            "streams/events.jsonl?offset=0",
+                    {"Transfer-Encoding": "chunked"})
+    piece = b"x" * 65536
+    for _ in range(MAX_INGEST_CHUNK // len(piece)):
+        await conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    # one byte more, and no more (the server then has read all it was sent: its answer
+    # is not lost to a reset)
+    await conn.send(b"1\r\nx\r\n")
+    status, _headers, body = await conn.response()
+    await conn.close()
+    assert status == 413 and b"too_large" in body
+    assert not (job_dir(job_id) / "events.jsonl").exists()
+
+
+async def test_heartbeats_record_contact_and_placement(remote, queued, ingest, job_dir):
+    job_id = await queued()
+    assert remote.last_heard(job_id) is None
+    info = {"worker": "tcp://10.0.0.2:40000", "host": "node-2", "gpu_uuids": ["GPU-1"],
+            "pid": 4242}
+    beat = await ingest.heartbeat(job_id, info)
+    assert beat.status == 200, beat.body
+    assert beat.body == {"control": {"stop": None, "paused": False, "signal": None}}
+    assert remote.last_heard(job_id) is not None
+    assert remote.placement(job_id) == info
+    bad = await ingest.heartbeat(job_id, {"pid": "four"})
+    assert bad.status == 400
+    remote.set_paused(job_id, True)
+    remote.send_signal(job_id, "term")
+    write_json_atomic(job_dir(job_id) / CONTROL_FILE, {"stop": True, "reason": "stop requested"})
+    told = await ingest.heartbeat(job_id, {})
+    assert told.body["control"] == {"stop": {"stop": True, "reason": "stop requested"},
+                                    "paused": True, "signal": "term"}
+    remote.send_signal(job_id, "kill")
+    remote.send_signal(job_id, "term")  # a kill is not downgraded
+    assert (await ingest.state(job_id)).body["control"]["signal"] == "kill"
+
+
+async def test_a_job_that_ended_answers_job_ended(remote, queued, ingest, jobs_api):
+    job_id = await queued()
+    await jobs_api.control(job_id, "cancel")
+    for response in (await ingest.state(job_id),
+                     await ingest.stream(job_id, "events.jsonl", 0, b"x"),
+                     await ingest.file(job_id, "a.txt", 0, b"x", 1, sha(b"x")),
+                     await ingest.heartbeat(job_id, {})):
+        assert response.status == 409, response.body
+        assert response.body["error"]["code"] == "job_ended"
+
+
+async def test_without_a_remote_executor_ingest_is_409(queued, ingest):
+    job_id = await queued()
+    response = await ingest.stream(job_id, "events.jsonl", 0, b"x")
+    assert response.status == 409 and response.body["error"]["code"] == "not_remote"
+
+
+async def test_an_unknown_job_is_404(remote, ingest):
+    response = await ingest.state("j-000000000000")
+    assert response.status == 404
+
+
+async def test_a_job_token_reaches_its_own_ingest_and_record_only(
+        remote, queued, ingest, api, services, job_dir):
+    job_id, other = await queued(), await queued()
+    tokens = services.job_tokens
+    tokens.allow(job_id)
+    tokens.allow(other)
+    token = tokens.mint(job_id)
+    auth = {"Authorization": f"token {token}"}
+
+    assert (await ingest.state(job_id, token)).status == 200
+    assert (await ingest.stream(job_id, "events.jsonl", 0, b"{}\n", token)).status == 200
+    assert (await ingest.file(job_id, "a.txt", 0, b"a", 1, sha(b"a"), token)).status == 200
+    assert (await ingest.heartbeat(job_id, {"host": "h"}, token)).status == 200
+    record = await api("GET", f"lifecycle/jobs/{job_id}", headers=auth)
+    assert record.status == 200 and record.body["id"] == job_id
+
+    refused = [
+        ("GET", "lifecycle/jobs", None),
+        ("POST", "lifecycle/jobs", {"notebook": "nbs/tiny.ipynb"}),
+        ("PATCH", f"lifecycle/jobs/{job_id}", {"name": "mine"}),
+        ("DELETE", f"lifecycle/jobs/{job_id}", None),
+        ("POST", f"lifecycle/jobs/{job_id}/control", {"action": "cancel"}),
+        ("GET", f"lifecycle/jobs/{job_id}/metrics", None),
+        ("GET", f"lifecycle/jobs/{job_id}/logs", None),
+        ("GET", f"lifecycle/jobs/{job_id}/output", None),
+        ("GET", f"lifecycle/jobs/{job_id}/stream", None),
+        ("GET", f"lifecycle/artifacts/{job_id}", None),
+        ("GET", f"lifecycle/jobs/{other}", None),
+        ("GET", f"lifecycle/jobs/{other}/ingest", None),
+        ("POST", f"lifecycle/jobs/{other}/ingest/heartbeat", {}),
+        ("GET", "lifecycle/templates", None),
+        ("GET", "lifecycle/trash", None),
+        ("GET", "info", None),
+        ("GET", "hardware", None),
+        ("GET", "assets/roots", None),
+        ("GET", "assets/list/models", None),
+        ("GET", "monitoring/metrics", None),
+        ("GET", "monitoring/health", None),
+    ]
+    for method, path, body in refused:
+        response = await api(method, path, body, headers=auth, validate=False)
+        assert response.status == 403, (method, path, response.status)
+        assert response.body["error"]["code"] == "forbidden"
+    other_stream = await ingest.stream(other, "events.jsonl", 0, b"x", token)
+    assert other_stream.status == 403
+    assert not (job_dir(other) / "events.jsonl").exists()
+    job = (await api("GET", f"lifecycle/jobs/{job_id}")).body
+    assert job["state"] == "queued" and job["name"] != "mine"
+
+    tokens.revoke(job_id)
+    for response in (await ingest.state(job_id, token),
+                     await ingest.stream(job_id, "events.jsonl", 3, b"x", token),
+                     await api("GET", f"lifecycle/jobs/{job_id}", headers=auth)):
+        assert response.status == 403
+        assert "ended" in response.body["error"]["message"]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert (await ingest.state(other, forged)).status == 403
+    assert (await ingest.state(other, tokens.mint(other))).status == 200
+    assert (await ingest.state(job_id)).status == 200  # the owner still may
+
+
+async def test_the_servers_tokens_come_from_the_workspace_key(services):
+    key: Path = services.workspace.state_dir / JOB_TOKEN_KEY
+    assert key.stat().st_mode & 0o777 == 0o600
+    restarted = JobTokens(load_secret(key))
+    restarted.allow("j-0123456789ab")
+    assert restarted.resolve(services.job_tokens.mint("j-0123456789ab")) == "j-0123456789ab"

@@ -1,4 +1,5 @@
-"""One job in detail: its metrics chart, log tail, live output link, model and clone form."""
+"""One job in detail: where it runs (a remote job), its metrics chart, log tail, live output
+link, model and clone form."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ..sse import Event
 from .charts import SeriesChart
 from .fmt import esc
 
-__all__ = ["JobDetail", "parse_value"]
+__all__ = ["JobDetail", "parse_value", "placement", "runs_on_html"]
 
 LOG_LINES = 80
 
@@ -24,6 +25,33 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def placement(job: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a remote job runs (``processes.runner`` of a job on a Dask cluster):
+    ``{"where": host or worker address, "worker", "gpus"}``; None for a local job or one
+    not on a worker yet."""
+    runner = (job.get("processes") or {}).get("runner") or {}
+    if runner.get("executor") != "dask":
+        return None
+    worker = runner.get("worker") if isinstance(runner.get("worker"), str) else None
+    where = runner.get("host") if isinstance(runner.get("host"), str) else None
+    if not (where or worker):
+        return None
+    uuids = runner.get("gpu_uuids")
+    return {"where": where or worker, "worker": worker,
+            "gpus": [str(u) for u in uuids] if isinstance(uuids, list) else []}
+
+
+def runs_on_html(job: dict[str, Any], labels: Callable[[str], str]) -> str:
+    """"runs on <host>" (its GPUs' UUIDs along) for a remote job; empty for a local one."""
+    where = placement(job)
+    if where is None:
+        return ""
+    gpus = (f' · {esc(labels("GPUs"))}: <code>{esc(", ".join(where["gpus"]))}</code>'
+            if where["gpus"] else "")
+    return (f'<div class="nb-muted nb-runs-on" title="{esc(where["worker"] or "")}">'
+            f'{esc(labels("runs on"))} {esc(where["where"])}{gpus}</div>')
 
 
 class JobDetail:
@@ -105,14 +133,13 @@ class JobDetail:
 
     def update_job(self, job: dict[str, Any]) -> None:
         self.job = job
+        self._render_header()  # the placement comes with the worker's first contact
         self._render_links()
 
     # -- drawing -------------------------------------------------------------------------------
 
     def render(self) -> None:
-        job = self.job
-        self.header.value = (f'<div class="nb-title">{esc(job.get("name"))} '
-                             f'<span class="nb-muted">{esc(job.get("id"))}</span></div>')
+        self._render_header()
         names = sorted(self.series)
         for name in names:
             steps = sorted(self.series[name])
@@ -121,6 +148,12 @@ class JobDetail:
         lines = "\n".join(esc(line) for line in self.log_lines)
         self.log.value = f'<pre class="nb-log nb-job-log">{lines}</pre>'
         self._render_links()
+
+    def _render_header(self) -> None:
+        job = self.job
+        self.header.value = (f'<div class="nb-title">{esc(job.get("name"))} '
+                             f'<span class="nb-muted">{esc(job.get("id"))}</span></div>'
+                             + runs_on_html(job, self.t))
 
     def _render_links(self) -> None:
         job = self.job

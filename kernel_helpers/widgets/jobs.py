@@ -23,7 +23,7 @@ from ..jobprotocol import (
 from ..sse import Event
 from .base import Panel
 from .fmt import duration, esc, number
-from .job_detail import JobDetail
+from .job_detail import JobDetail, placement
 
 __all__ = ["LIVE", "ActiveJobs", "headline_value", "job_fraction"]
 
@@ -50,6 +50,7 @@ class _Row:
 
     def __init__(self, panel: ActiveJobs, job_id: str) -> None:
         self.job_id = job_id
+        self.t = panel.t
         self.name = panel.cell()
         self.state = panel.cell()
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0,
@@ -80,7 +81,9 @@ class _Row:
     def show(self, job: dict[str, Any], latest: dict[str, Any], actions: bool) -> None:
         state = str(job.get("state"))
         progress = job.get("progress") or {}
-        self.name.value = f'<span title="{esc(job["id"])}">{esc(job.get("name"))}</span>'
+        where = placement(job)
+        title = job["id"] + (f" · {self.t('runs on')} {where['where']}" if where else "")
+        self.name.value = f'<span title="{esc(title)}">{esc(job.get("name"))}</span>'
         self.state.value = f'<span class="nb-state nb-state-{esc(state)}">{esc(state)}</span>'
         # never backwards: cell progress gives way to step progress once steps are reported
         self.progress.value = max(self.progress.value, job_fraction(job))

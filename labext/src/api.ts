@@ -1,6 +1,7 @@
 /** The server's REST routes through Lab's ServerConnection (base URL, token, XSRF). */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import type { Cluster } from './model/cluster';
 
 export class ApiError extends Error {
   constructor(
@@ -93,6 +94,11 @@ export class NotebenchApi {
 
   delete<T = any>(path: string) {
     return this.request<T>('DELETE', path);
+  }
+
+  /** Where jobs run: the executor, a cluster's workers and their jobs, the queued tasks. */
+  cluster(): Promise<Cluster> {
+    return this.get<Cluster>('lifecycle/cluster');
   }
 
   /** Open the multiplexed event stream (`query`: topics=...&last_event_id=...). */

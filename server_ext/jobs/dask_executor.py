@@ -112,18 +112,18 @@ class DaskExecutor(Executor):
                              "pip install 'notebench[cluster]'")
             return
         try:
+            target: Any = settings.scheduler_address
             if settings.cluster_factory:
                 module, _, attribute = settings.cluster_factory.rpartition(".")
                 factory = getattr(importlib.import_module(module), attribute)
-                self._cluster = factory(**settings.cluster_options)
-                address = self._cluster.scheduler_address
-            else:
-                address = settings.scheduler_address
-            if not address:
+                # the cluster itself: it knows its scheduler and the security to reach it
+                # (a Dask Gateway cluster's TLS credentials)
+                target = self._cluster = factory(**settings.cluster_options)
+            if not target:
                 self._problem = ("no Dask scheduler configured: set "
                                  "c.NotebenchDaskCluster.scheduler_address or cluster_factory")
                 return
-            self._client = Client(address, timeout=f"{settings.connect_timeout}s",
+            self._client = Client(target, timeout=f"{settings.connect_timeout}s",
                                   set_as_default=False)
         except Exception as exc:
             self._problem = f"cannot reach the Dask scheduler: {exc}"
@@ -132,12 +132,18 @@ class DaskExecutor(Executor):
         self._problem = None
 
     def close(self) -> None:
+        """Close the client; a cluster the factory made is closed with the server (its
+        jobs end with it); a scheduler named by address outlives the server, and a
+        restarted server adopts the jobs still running there."""
         client, self._client = self._client, None
-        if client is not None:
+        cluster, self._cluster = self._cluster, None
+        for part in (client, cluster):
+            if part is None:
+                continue
             try:
-                client.close(timeout=5)
+                part.close()
             except Exception:
-                log.debug("closing the Dask client failed", exc_info=True)
+                log.debug("closing %s failed", type(part).__name__, exc_info=True)
 
     def problem(self) -> str | None:
         return self._problem

@@ -377,6 +377,15 @@ class Forwarder(threading.Thread):
         self._failures = 0
         self._grace_stopped = self._grace_termed = False
         self._last_heartbeat: float | None = None
+        #: what happened to the job here, for the server's log and ``jobs`` topic; sent
+        #: with the next heartbeat that gets through
+        self.notes: list[dict[str, Any]] = []
+        self._buffer_noted = False
+
+    def note(self, kind: str, **fields: Any) -> None:
+        """Record a fault (or its end) to report to the server."""
+        self.notes.append({"kind": kind, **fields})
+        self._last_heartbeat = None  # report it at the next exchange
 
     def runner_exited(self) -> None:
         """The runner ended (from any thread): send what is left, then end."""
@@ -434,19 +443,30 @@ class Forwarder(threading.Thread):
                 log.warning("job %s: the server stayed unreachable; %d bytes not sent",
                             self.job_id, self.unsent_bytes())
                 return True
-            self.runner.buffer_full(self.unsent_bytes() > self.settings.buffer_bytes)
+            self._check_buffer()
             self._wait(min(self.settings.poll_seconds * 2 ** self._failures, _MAX_BACKOFF))
             return False
         if self._failing_since is not None:
             log.info("job %s: the server is reachable again", self.job_id)
+            self.note("reconnected", after_seconds=round(self.clock() - self._failing_since, 1),
+                      unsent_bytes=self.unsent_bytes())
         self._failing_since, self._failures = None, 0
-        self.runner.buffer_full(self.unsent_bytes() > self.settings.buffer_bytes)
+        self._check_buffer()
         if final and not busy:
             self.flushed = True
             return True
         if not busy:
             self._wait(self.settings.poll_seconds)
         return False
+
+    def _check_buffer(self) -> None:
+        """Freeze the job while more than ``buffer_bytes`` wait to be sent."""
+        full = self.unsent_bytes() > self.settings.buffer_bytes
+        self.runner.buffer_full(full)
+        if full != self._buffer_noted:
+            self._buffer_noted = full
+            self.note("buffer_full" if full else "buffer_drained",
+                      limit_bytes=self.settings.buffer_bytes)
 
     def _wait(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -466,8 +486,15 @@ class Forwarder(threading.Thread):
                                    final) or busy
         if self._last_heartbeat is None or (
                 self.clock() - self._last_heartbeat >= self.settings.heartbeat_seconds):
-            info = {**self.placement, "pid": self.runner.runner_pid()}
-            self.runner.apply(self._ask(self.client.heartbeat, info).get("control"))
+            notes, self.notes = self.notes, []
+            info = {**self.placement, "pid": self.runner.runner_pid(),
+                    **({"notes": notes} if notes else {})}
+            try:
+                answer = self._ask(self.client.heartbeat, info)
+            except BaseException:
+                self.notes[:0] = notes  # not delivered: with the next heartbeat
+                raise
+            self.runner.apply(answer.get("control"))
             self._last_heartbeat = self.clock()
         return busy
 
@@ -527,6 +554,7 @@ class Forwarder(threading.Thread):
                         self.job_id, waited)
             self.runner.write_stop({"stop": True, "requested_at": time.time(),
                                     "reason": "server unreachable"})
+            self.note("grace_stop", after_seconds=round(waited, 1))
         if (waited >= self.settings.grace_seconds + self.settings.term_after_seconds
                 and not self._grace_termed):
             self._grace_termed = True

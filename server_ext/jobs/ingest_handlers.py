@@ -11,6 +11,7 @@ a worker may start before the server marks the job running); a job that ended an
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from typing import TYPE_CHECKING, Any, cast
 
@@ -86,10 +87,40 @@ class HeartbeatHandler(IngestHandlerBase):
 
     async def post(self, job_id: str) -> None:
         self.require_writable()
-        info = placement_of(self.json_body())
+        body = self.json_body()
+        info = placement_of(body)
+        notes = notes_of(body)
         remote = await self.live_remote(job_id)
         remote.heard(job_id, info)
+        for note in notes:
+            self.jobs.remote_note(job_id, note)
         self.write_json({"control": await self.control(job_id, remote)})
+
+
+#: what a forwarder reports of a remote job (``notes`` of a heartbeat)
+NOTE_KINDS = ("reconnected", "grace_stop", "buffer_full", "buffer_drained")
+MAX_NOTES = 32
+
+
+def notes_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``notes`` of a heartbeat: known kinds with numeric figures (400 otherwise)."""
+    notes = body.get("notes")
+    if notes is None:
+        return []
+    if not isinstance(notes, list) or len(notes) > MAX_NOTES:
+        raise bad_request(f"notes must be a list of at most {MAX_NOTES} objects",
+                          "invalid_request")
+    out = []
+    for note in notes:
+        if not isinstance(note, dict) or note.get("kind") not in NOTE_KINDS:
+            raise bad_request(f"each note is an object whose kind is one of "
+                              f"{', '.join(NOTE_KINDS)}", "invalid_request")
+        figures = {k: v for k, v in note.items() if k != "kind"}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v) for v in figures.values()) or len(figures) > 8:
+            raise bad_request("a note's other fields are numbers", "invalid_request")
+        out.append({"kind": note["kind"], **{str(k)[:64]: v for k, v in figures.items()}})
+    return out
 
 
 def placement_of(body: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("notebench.jobs")
 
+#: how often queued jobs are offered again to a cluster with no capacity for them
+CLUSTER_RECHECK_SECONDS = 1.0
+
 
 @dataclass
 class QueueSettings:
@@ -79,6 +82,8 @@ class JobQueue:
         self.read_only = read_only
         self._lock = asyncio.Lock()
         self._wanted = False
+        self._waiting_on_cluster = False  # jobs wait for a cluster's capacity
+        self._checked = 0.0  # monotonic time of the last admission
 
     def gpu_uuids(self) -> list[str]:
         return list(self.machine.get("gpu_uuids") or [])
@@ -114,8 +119,12 @@ class JobQueue:
                 lambda: self.supervisor.tasks.spawn(self.schedule()))
 
     async def schedule_if_wanted(self) -> None:
-        """The tick's admission: only when something asked for it since."""
-        if self._wanted:
+        """The tick's admission: when something asked for it since, or, on a cluster,
+        while jobs wait (workers join and free up without telling the server), at most
+        every ``CLUSTER_RECHECK_SECONDS``."""
+        now = time.monotonic()
+        if self._wanted or (self._waiting_on_cluster
+                            and now - self._checked >= CLUSTER_RECHECK_SECONDS):
             await self.schedule()
 
     async def schedule(self) -> None:
@@ -124,14 +133,19 @@ class JobQueue:
             return
         async with self._lock:
             self._wanted = False
+            self._checked = time.monotonic()
             rows = await self.repository.in_states([states.QUEUED, *states.ACTIVE])
             queued = [r for r in rows if r["state"] == states.QUEUED]
+            self._waiting_on_cluster = False
             if not queued:
                 return
             busy = [r for r in rows if r["state"] in states.ACTIVE and r["kind"] == "papermill"]
             free = await self._free_slots(busy)
             by_id = {r["id"]: r for r in queued}
-            for admission in admit([waiting_of(r) for r in queued], free):
+            admitted = admit([waiting_of(r) for r in queued], free)
+            self._waiting_on_cluster = (self.supervisor.executor.places_jobs
+                                        and len(admitted) < len(queued))
+            for admission in admitted:
                 try:
                     await self._launch(by_id[admission.job_id], admission)
                 except Exception as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -56,6 +57,13 @@ if TYPE_CHECKING:
     from .remote_control import RemoteControl
 
 ACTIVITY_KEY = "notebench_jobs_last_activity"
+#: what each kind of a forwarder's note says in the job's log
+REMOTE_NOTES = {
+    "reconnected": "its worker reaches the server again and resends what it buffered",
+    "grace_stop": "its worker could not reach the server for the grace period: stopping",
+    "buffer_full": "its worker holds too much unsent output: the job is paused there",
+    "buffer_drained": "its worker sent what it held: the job continues",
+}
 
 
 class NotebenchJobService(LoggingConfigurable):
@@ -246,6 +254,16 @@ class NotebenchJobService(LoggingConfigurable):
     def _server_url(self) -> str:
         """The server's base URL (what remote jobs' forwarders send to)."""
         return str(getattr(self._serverapp, "connection_url", "") or "")
+
+    def remote_note(self, job_id: str, note: dict[str, Any]) -> None:
+        """What a remote job's forwarder reported (a cut, the grace's stop, its buffer):
+        a lifecycle record of the job and a ``remote`` event on the ``jobs`` topic."""
+        figures = ", ".join(f"{k} {v:g}" for k, v in note.items() if k != "kind")
+        level = logging.INFO if note["kind"] in ("reconnected", "buffer_drained") else (
+            logging.WARNING)
+        self.events.lifecycle(level, job_id, f"job {job_id}: {REMOTE_NOTES[note['kind']]}"
+                              + (f" ({figures})" if figures else ""))
+        self.events.publish(job_id, "remote", {"job_id": job_id, **note})
 
     async def cluster(self) -> dict[str, Any]:
         """``GET lifecycle/cluster``: where jobs run (the executor's view)."""

@@ -291,6 +291,10 @@ class Ctx:
             raise RuntimeError(f"GET lifecycle/jobs/{job_id}: {status} {job}")
         return job
 
+    def go(self, job_id: str) -> None:
+        """Let the job's kernel start (its notebook waits for a ``go`` file in its cwd)."""
+        (self.jobs[job_id] / "go").write_text("go")
+
     async def open_stream(self, job_id: str, after_id: int) -> Any:
         from tests.sse_client import open_sse
 
@@ -495,7 +499,7 @@ async def part_c(ctx: Ctx) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     try:
         # the stream is open: let the kernel start reporting
-        await asyncio.to_thread(lambda: (job_dir / "go").write_text("go"))
+        await asyncio.to_thread(ctx.go, job_id)
         await asyncio.to_thread(ctx.loop_lag)  # reset
         while state is None and time.monotonic() < deadline and not conn.closed:
             for frame in await drain(conn, 0.2):
@@ -729,7 +733,7 @@ async def part_d(ctx: Ctx) -> dict[str, Any]:
         await asyncio.to_thread(ctx.loop_lag)  # reset
         meter = CpuMeter(ctx.server.proc.pid).start()
         go = time.monotonic()
-        await asyncio.to_thread(lambda: (job_dir / "go").write_text("go"))
+        await asyncio.to_thread(ctx.go, job_id)
         state["phase"] = "reporting"
         result_path = job_dir / "d_result.json"
         reporting_cpu: dict[str, float] = {}

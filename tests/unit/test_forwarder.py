@@ -186,6 +186,10 @@ def test_stream_bytes_arrive_exactly_once_through_cuts(harness: Harness,
         assert bytes(standin.streams[name]) == harness.local(name), name
     assert any(int(q["offset"]) > 10 for q in standin.routes("POST", f"/streams/{EVENTS_FILE}")
                ), "the truncated stream was resent from the server's size"
+    # each cut is reported once the server answers again (the job's log, the jobs topic)
+    notes = [n for beat in standin.heartbeats for n in beat.get("notes", [])]
+    reconnected = [n for n in notes if n["kind"] == "reconnected"]
+    assert len(reconnected) >= 2 and all(n["after_seconds"] >= 0 for n in reconnected)
 
 
 def test_chunks_stay_under_the_chunk_size(harness: Harness, standin: IngestStandIn) -> None:

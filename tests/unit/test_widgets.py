@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from notebench.client import ApiError
 from notebench.jobprotocol import headline, progress_fraction
 from notebench.sse import Event
 from notebench.widgets import (
@@ -332,3 +333,114 @@ def test_dashboard_makes_tabs_when_shown_and_keeps_others_off_stage():
     assert monitoring.cpu_chart.points("cpu") == 0  # not drawn while away...
     board.bar.value = 2
     assert monitoring.cpu_chart.points("cpu") == 1  # ...but caught up on return
+
+
+# ------------------------------------------------------------------------------ cluster
+
+
+REMOTE_RUNNER = {"pid": None, "executor": "dask", "worker": "tcp://10.0.0.2:4000",
+                 "host": "gpu-node-1", "gpu_uuids": ["GPU-aaaa", "GPU-bbbb"]}
+
+
+def cluster(**fields: Any) -> dict[str, Any]:
+    """``GET lifecycle/cluster`` as a Dask executor answers it."""
+    return {"executor": "dask", "problem": None, "scheduler": "tcp://10.0.0.1:8786",
+            "queued": 3, "workers": [
+                {"address": "tcp://10.0.0.2:4000", "host": "gpu-node-1", "name": "gpu-<a>",
+                 "threads": 4, "memory_limit": 8 * 2**30, "resources": {"GPU": 1},
+                 "jobs": ["j-000000000001"], "tasks": 1},
+                {"address": "tcp://10.0.0.3:4000", "host": "cpu-node",
+                 "name": "tcp://10.0.0.3:4000", "threads": 8, "memory_limit": None,
+                 "resources": {}, "jobs": [], "tasks": 0}], **fields}
+
+
+class ScriptedClient:
+    """Answers GETs from a table (a callable answer is called); records the paths."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.paths: list[str] = []
+
+    def get(self, path: str, **_kwargs: Any) -> Any:
+        self.paths.append(path)
+        answer = self.answers[path]
+        return answer() if callable(answer) else answer
+
+
+def test_hardware_panel_shows_the_cluster_only_when_jobs_run_on_one():
+    panel = HardwarePanel(live=False)
+    panel.load_cluster({"executor": "local", "workers": [], "queued": 0})
+    assert panel.cluster_box.layout.display == "none" and panel.cluster_html.value == ""
+    assert panel.feed_topics() == {"hardware"}
+
+    panel.load_cluster(cluster())
+    assert panel.cluster_box.layout.display == "flex"
+    html = panel.cluster_html.value
+    assert "tcp://10.0.0.1:8786" in html and ">3<" in html  # scheduler, queued tasks
+    assert "gpu-&lt;a&gt; (gpu-node-1)" in html and 'title="tcp://10.0.0.2:4000"' in html
+    assert "8.0 GiB" in html and "GPU 1" in html and "j-000000000001" in html
+    assert "<td>cpu-node</td>" not in html and ">cpu-node</span>" in html  # host, not address
+    assert "nb-cluster-problem" not in html
+    assert panel.feed_topics() == {"hardware", "jobs"}  # its jobs start and end there
+
+    panel.load_cluster({"executor": "local", "workers": [], "queued": 0,
+                        "problem": "cannot reach the Dask scheduler"})
+    assert panel.cluster_box.layout.display == "flex"
+    assert "nb-cluster-problem" in panel.cluster_html.value
+    assert "No workers connected." in panel.cluster_html.value
+
+
+def test_hardware_panel_reads_the_cluster_again_when_a_job_changes_state():
+    answers = iter([cluster(queued=2), cluster(queued=0, workers=[])])
+    client = ScriptedClient({"hardware": {}, "hardware/recommendations": {},
+                             "hardware/benchmark": {},
+                             "lifecycle/cluster": lambda: next(answers)})
+    panel = HardwarePanel(live=False, client=client)
+    panel.refresh()
+    assert ">2<" in panel.cluster_html.value and "gpu-node-1" in panel.cluster_html.value
+    panel.on_events([progress_event("j-000000000001", {"step": 1}, 1)])
+    assert client.paths.count("lifecycle/cluster") == 1  # progress changes no placement
+    panel.on_events([event("jobs", "state", {"job_id": "j-000000000001",
+                                             "job": job(state="succeeded")}, 2)])
+    assert client.paths.count("lifecycle/cluster") == 2
+    assert "No workers connected." in panel.cluster_html.value
+
+
+def test_hardware_panel_without_the_cluster_route_shows_no_cluster():
+    def refused() -> Any:
+        raise ApiError(404, "not_found", "no such route")
+
+    client = ScriptedClient({"hardware": {}, "hardware/recommendations": {},
+                             "hardware/benchmark": {}, "lifecycle/cluster": refused})
+    panel = HardwarePanel(live=False, client=client)
+    panel.refresh()
+    assert panel.cluster_box.layout.display == "none"
+    assert panel.feed_topics() == {"hardware"}
+
+
+def test_jobs_say_where_a_remote_job_runs_and_nothing_for_a_local_one():
+    panel = ActiveJobs(live=False)
+    remote = job("j-000000000001", processes={"runner": REMOTE_RUNNER})
+    local = job("j-000000000002", created=0.5, processes={"runner": {"pid": 42}})
+    panel.load([remote, local])
+    assert "runs on gpu-node-1" in panel.rows["j-000000000001"].name.value
+    assert "runs on" not in panel.rows["j-000000000002"].name.value
+
+    panel.detail.open(panel.jobs["j-000000000002"])
+    assert "runs on" not in panel.detail.header.value
+    panel.detail.open(panel.jobs["j-000000000001"])
+    header = panel.detail.header.value
+    assert "runs on gpu-node-1" in header and "GPU-aaaa, GPU-bbbb" in header
+    assert 'title="tcp://10.0.0.2:4000"' in header
+
+    # a job queued on the cluster is placed when its worker first reports
+    queued = job("j-000000000003", "queued", created=2.0,
+                 processes={"runner": {"pid": None, "executor": "dask"}})
+    panel.load([queued])
+    panel.detail.open(panel.jobs["j-000000000003"])
+    assert "runs on" not in panel.detail.header.value
+    placed = job("j-000000000003", created=2.0, updated=2.0, processes={"runner": {
+        "pid": None, "executor": "dask", "worker": "tcp://10.0.0.3:4000"}})
+    panel.on_events([event("jobs", "state", {"job_id": placed["id"], "job": placed}, 3)])
+    assert "runs on tcp://10.0.0.3:4000" in panel.detail.header.value
+    assert "GPUs" not in panel.detail.header.value

@@ -36,6 +36,8 @@ export interface Job {
   load_snippet?: string | null;
   sweep_id?: string | null;
   starred?: boolean;
+  /** role (runner, kernel) -> its record; a remote runner's has executor, worker, host, gpu_uuids */
+  processes?: Record<string, Record<string, unknown>>;
   [key: string]: unknown;
 }
 

@@ -11,6 +11,7 @@ import { groupMetrics, SeriesSet } from '../model/series';
 import { Job, Series, TERMINAL_STATES } from '../model/types';
 import { StreamEvent } from '../stream/connection';
 import { LineChart } from './chart';
+import { runsOnFact } from './cluster';
 import { connectionBadge } from './connection';
 import { button, fill, h } from './dom';
 
@@ -189,6 +190,7 @@ export class JobView extends Widget {
         h('div', { class: 'nb-progress-bar', style: `width: ${Math.round((fraction ?? 0) * 100)}%` })),
       h('div', { class: 'nb-facts' },
         h('span', { class: 'nb-fact' }, h('b', {}, trans.__('duration')), ' ', formatDuration(job.duration)),
+        runsOnFact(trans, job),
         job.progress?.epoch !== undefined
           ? h('span', { class: 'nb-fact' }, h('b', {}, trans.__('epoch')), ' ', formatMetric(job.progress.epoch))
           : null,

@@ -1,18 +1,23 @@
 /**
  * The status bar item (CPU, memory, GPU, firing alerts; a click opens the System panel)
- * and the System panel: live charts of the last minutes and the alert list.
+ * and the System panel: live charts of the last minutes, the cluster jobs run on (when
+ * not local) and the alert list.
  */
 import { Widget } from '@lumino/widgets';
 import { Notebench } from '../context';
+import { ClusterFeed } from '../model/cluster';
 import { formatBytes, formatPercent } from '../model/format';
 import { AlertSet, figures, Figures } from '../model/monitoring';
 import { SeriesSet } from '../model/series';
 import { StreamEvent } from '../stream/connection';
 import { LineChart } from './chart';
+import { renderCluster } from './cluster';
 import { connectionBadge } from './connection';
 import { button, fill, h } from './dom';
 
 const WINDOW_SECONDS = 600;
+/** The cluster is re-read on the samples' cadence, at most this often (ms). */
+const CLUSTER_REFRESH_MS = 5000;
 
 /** Samples and alerts for the status bar and the System panel (one subscription). */
 export class SystemModel {
@@ -116,6 +121,8 @@ export class SystemPanel extends Widget {
   private facts = h('div', { class: 'nb-facts' });
   private alertsBox = h('div', { class: 'nb-alerts' });
   private gpuBox = h('section', { class: 'nb-section' });
+  private clusterBox = h('section', { class: 'nb-section nb-cluster', hidden: true });
+  private cluster: ClusterFeed;
   private disposers: (() => void)[] = [];
   private drawTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -132,17 +139,28 @@ export class SystemPanel extends Widget {
     this.disposers.push(badge.dispose);
     this.gpuBox.append(this.gpu.node);
     this.gpuBox.hidden = true;
+    this.cluster = new ClusterFeed(() => nb.api.cluster(), CLUSTER_REFRESH_MS);
     this.node.append(
       h('header', { class: 'nb-panel-header' }, h('h2', {}, trans.__('System')), badge.node, this.facts),
       h('section', { class: 'nb-section nb-cpu' }, this.cpu.node),
       h('section', { class: 'nb-section nb-memory' }, this.memory.node),
       this.gpuBox,
+      this.clusterBox,
       h('section', { class: 'nb-section' }, h('h3', {}, trans.__('Alerts')), this.alertsBox)
     );
     this.disposers.push(
       model.onChange(event => (event === 'sample' ? this.addSample() : this.renderAlerts()))
     );
+    // after a reconnection the server may be another one: read the cluster afresh
+    let state = nb.hub.connectionState;
+    this.disposers.push(nb.hub.onStateChange(next => {
+      if (next === 'open' && state !== 'open') {
+        void this.refreshCluster(true);
+      }
+      state = next;
+    }));
     void this.loadHistory();
+    void this.refreshCluster(true);
     this.renderAlerts();
   }
 
@@ -176,7 +194,20 @@ export class SystemPanel extends Widget {
     this.draw();
   }
 
+  /** Read the cluster (`force`), or again on the samples' cadence while shown. */
+  private async refreshCluster(force = false): Promise<void> {
+    if (!force && !this.isVisible) {
+      return;
+    }
+    const answered = await (force ? this.cluster.load() : this.cluster.tick());
+    if (answered && !this.isDisposed) {
+      renderCluster(this.clusterBox, this.nb.trans, this.cluster.cluster,
+        id => this.nb.jobs.get(id)?.name || id);
+    }
+  }
+
   private addSample(): void {
+    void this.refreshCluster();
     const f = this.model.latest;
     if (!f) {
       return;

@@ -7,6 +7,7 @@ import { attempt, Notebench } from '../context';
 import { formatDuration, formatMetric } from '../model/format';
 import { headlineMetric, liveDuration, progressFraction } from '../model/jobs';
 import { Job } from '../model/types';
+import { runsOnFact } from './cluster';
 import { connectionBadge } from './connection';
 import { button, fill, h } from './dom';
 
@@ -136,7 +137,8 @@ export class TrainingPanel extends Widget {
         loss ? h('span', { class: 'nb-job-loss' }, `${loss.name} ${formatMetric(loss.value)}`) : null,
         acc ? h('span', { class: 'nb-job-acc' }, `${acc.name} ${formatMetric(acc.value)}`) : null,
         h('span', { class: 'nb-job-duration', dataset: { jobId: job.id } },
-          formatDuration(job.duration))
+          formatDuration(job.duration)),
+        runsOnFact(trans, job)
       ),
       job.state === 'failed' && job.error
         ? h('div', { class: 'nb-job-error' }, `${job.error.ename ?? ''}: ${job.error.evalue ?? ''}`)

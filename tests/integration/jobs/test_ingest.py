@@ -270,6 +270,41 @@ async def test_heartbeats_record_contact_and_placement(remote, queued, ingest, j
     assert (await ingest.state(job_id)).body["control"]["signal"] == "kill"
 
 
+async def test_a_forwarders_notes_reach_the_jobs_log_and_topic(remote, queued, ingest,
+                                                               jobs_api, services):
+    job_id = await queued()
+    seen: list[Any] = []
+
+    class Listener:
+        internal = True
+        topics = frozenset({"jobs"})
+
+        def push(self, events: list[Any]) -> None:
+            seen.extend(e for e in events if e.type == "remote")
+
+        def push_heartbeat(self) -> None:
+            pass
+
+    listener = Listener()
+    services.bus.subscribe(listener)
+    try:
+        notes = [{"kind": "reconnected", "after_seconds": 4.5, "unsent_bytes": 1200},
+                 {"kind": "grace_stop", "after_seconds": 60}]
+        beat = await ingest.heartbeat(job_id, {"notes": notes})
+        assert beat.status == 200, beat.body
+    finally:
+        services.bus.unsubscribe(listener)
+    assert [e.data["kind"] for e in seen] == ["reconnected", "grace_stop"]
+    assert seen[0].data == {"job_id": job_id, **notes[0]}
+    records = await jobs_api.logs(job_id, source="jobs")
+    text = " ".join(r["message"] for r in records)
+    assert "reaches the server again" in text and "after_seconds 4.5" in text
+    assert "grace period" in text
+    for bad in ([{"kind": "format_disk"}], [{"kind": "reconnected", "x": "rm -rf"}], "x"):
+        refused = await ingest.heartbeat(job_id, {"notes": bad})
+        assert refused.status == 400, (bad, refused.body)
+
+
 async def test_a_job_that_ended_answers_job_ended(remote, queued, ingest, jobs_api):
     job_id = await queued()
     await jobs_api.control(job_id, "cancel")

@@ -70,15 +70,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object], *,
+                 mode: int = 0o666) -> None:
     """Let ``write`` fill ``path`` atomically: temp file, fsync, rename, fsync the folder.
 
     Readers never see half a file, and after a crash the file is the old or the new one.
+    ``mode`` (less the umask) is the file's from its creation: a secret is never readable
+    by others, not even for a moment.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(3).hex()}")
     try:
-        with open(tmp, "wb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -89,9 +93,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     fsync_dir(path.parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     """Write ``data`` to ``path`` atomically (``write_atomic``)."""
-    write_atomic(path, lambda handle: handle.write(data))
+    write_atomic(path, lambda handle: handle.write(data), mode=mode)
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from notebench.jobprotocol import fsync_dir, is_job_id
+from notebench.jobprotocol import is_job_id, write_bytes_atomic
 
 __all__ = ["JOB_PREFIX", "PREFIX", "JobTokens", "ViewerTokens", "job_token_from_header",
            "load_secret", "scope_refusal", "token_from_header"]
@@ -152,18 +151,7 @@ def load_secret(path: Path) -> bytes:
             path.chmod(0o600)  # readable by others: no longer
         return secret
     secret = secrets.token_bytes(SECRET_BYTES)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secret)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_bytes_atomic(path, secret, mode=0o600)
     return secret
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -226,15 +225,3 @@ def _error(code: str, message: str, **details: Any) -> dict[str, Any]:
     if details:
         error["details"] = details
     return {"error": error}
-
-
-def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate()`` until truthy (from a test thread); its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s")
-        time.sleep(interval)

@@ -21,6 +21,19 @@ async def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> 
         await asyncio.sleep(interval)
 
 
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll ``predicate()`` until truthy, blocking (a test thread, or a test with no event
+    loop of the server's to keep running); its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s")
+        time.sleep(interval)
+
+
 async def job_ticks(jobs: Any, count: int = 2) -> None:
     """Wait until the job service completed ``count`` more ticks (two: a whole tick ran
     after the call, so it saw whatever the test changed before)."""

@@ -60,6 +60,8 @@ PERSIAN: dict[str, str] = {
     "Recent activity": "فعالیت‌های اخیر",
     "No jobs yet.": "هنوز کاری نیست.",
     "read-only": "فقط خواندنی",
+    "runs on": "در حال اجرا روی",
+    "GPUs": "پردازنده‌های گرافیکی",
 }
 
 TABLES: dict[str, Mapping[str, str]] = {"fa": PERSIAN}

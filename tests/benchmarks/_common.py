@@ -342,6 +342,22 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
     out.flush()
 
 
+def report_goals(checks: Sequence[tuple[str, bool | None, str]], *, interrupted: bool,
+                 strict: bool) -> int:
+    """Print each check (PASS, FAIL, or info when ``ok`` is None) and the load average;
+    the exit status: 130 when interrupted, 1 when ``strict`` and a goal was missed."""
+    all_met = not interrupted
+    for name, ok, detail in checks:
+        if ok is not None:
+            all_met &= bool(ok)
+        mark = "info" if ok is None else ("PASS" if ok else "FAIL")
+        print(f"  {mark:4}  {name}: {detail}")
+    print(f"load average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if interrupted:
+        return 130
+    return 1 if strict and not all_met else 0
+
+
 def log(message: str) -> None:
     """Progress on stderr, with a timestamp (the table goes to stdout)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -48,7 +48,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -70,6 +69,7 @@ from tests.benchmarks._common import (  # noqa: E402
     machine_summary,
     median,
     print_table,
+    report_goals,
     running_server,
     sigterm_as_interrupt,
     wait_until,
@@ -570,16 +570,7 @@ def main(argv: list[str] | None = None) -> int:
           f"report() -> SSE p99 < 500 ms; (c) 50,000 points/s for 20 s from a remote job, all "
           f"stored and delivered; (d) {SLOTS} workers, the queue never idle while a slot is "
           "free.")
-    all_met = not interrupted
-    for name, ok, detail in checks:
-        if ok is not None:
-            all_met &= bool(ok)
-        mark = "info" if ok is None else ("PASS" if ok else "FAIL")
-        print(f"  {mark:4}  {name}: {detail}")
-    print(f"load average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if interrupted:
-        return 130
-    return 1 if args.strict and not all_met else 0
+    return report_goals(checks, interrupted=interrupted, strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -1146,16 +1146,9 @@ def main(argv: list[str] | None = None) -> int:
           "100 ms, no background thread; (b) < 10 % over the papermill CLI; (c) p99 < 250 ms; "
           "(d) 50,000 points/s for 20 s all stored, none dropped, loop lag < 50 ms; (e) >= 95 % "
           "of the sweep's best throughput, decided faster than Lightning.")
-    all_met = not interrupted
-    for name, ok, detail in checks:
-        if ok is not None:
-            all_met &= bool(ok)
-        mark = "info" if ok is None else ("PASS" if ok else "FAIL")
-        print(f"  {mark:4}  {name}: {detail}")
-    print(f"load average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if interrupted:
-        return 130
-    return 1 if args.strict and not all_met else 0
+    from tests.benchmarks._common import report_goals
+
+    return report_goals(checks, interrupted=interrupted, strict=args.strict)
 
 
 if __name__ == "__main__":

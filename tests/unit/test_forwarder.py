@@ -36,8 +36,9 @@ from notebench.server.jobs.ingest import STREAMS
 from notebench.server.jobs.ingest_client import IngestClient
 from notebench.server.jobs.remote_runner import JOBS_FOLDER, run_remote_job
 from notebench.server.jobs.submission import Submission, SubmissionSettings
-from tests.ingest_standin import IngestStandIn, wait_until
+from tests.ingest_standin import IngestStandIn
 from tests.integration.jobs.conftest import notebook
+from tests.waiting import wait_until
 
 FAST = {"poll_seconds": 0.02, "heartbeat_seconds": 0.05, "grace_seconds": 60.0}
 

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 from tests.integration.jobs.conftest import wait_for
 
@@ -42,7 +43,7 @@ async def _worker_names(api: Any) -> dict[str, str]:
 
 
 async def test_a_job_runs_on_a_worker_and_its_files_come_back(jobs_api, write_notebook,
-                                                              services, api):
+                                                              services, api, jp_fetch):
     path = write_notebook("remote", [REPORT], PARAMS)
     job = await jobs_api.submit(path, parameters={"steps": 20})
     done = await jobs_api.wait(job["id"], timeout=180)
@@ -54,6 +55,12 @@ async def test_a_job_runs_on_a_worker_and_its_files_come_back(jobs_api, write_no
     assert (job_dir / "artifact.txt").read_text() == "made on the worker"
     output = await api("GET", f"lifecycle/jobs/{job['id']}/output", validate=False)
     assert output.status == 200
+    # the worker's token (minted again from the workspace key) ended with the job
+    token = services.job_tokens.mint(job["id"])
+    with pytest.raises(HTTPClientError) as refused:
+        await jp_fetch("notebench", "api", "lifecycle", "jobs", job["id"], "ingest",
+                       headers={"Authorization": f"token {token}"})
+    assert refused.value.code == 403
 
 
 async def test_a_gpu_job_goes_to_the_worker_with_the_gpu_resource(jobs_api, write_notebook,

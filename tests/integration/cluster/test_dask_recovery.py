@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.jobs.conftest import notebook
 from tests.server_process import ServerProcess
+from tests.waiting import wait_until
 
 from .conftest import DaskCluster
 
@@ -24,17 +25,6 @@ for step in range({STEPS}):
     notebench.report(step=step, total_steps={STEPS}, loss=1.0 / (step + 1))
     time.sleep(0.03)
 """
-
-
-def wait_until(check, timeout: float = 90.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(interval)
 
 
 def test_a_killed_server_adopts_its_remote_job_and_loses_no_point(

@@ -77,4 +77,6 @@ async def test_the_template_trains_remotely_and_restarts_on_the_other_worker(
     epochs = await jobs_api.metrics(child["id"], names="epoch", max_points=10000)
     seen = {b["last"] for b in epochs["series"][0]["buckets"]}
     assert min(seen) == last_epoch  # resumed from the shipped checkpoint, not epoch 1
+    model = notebench.load_model(str(services.jobs.runs_dir / child["id"]))  # its final model
+    assert model and all(hasattr(v, "shape") for v in model.values())
     await jobs_api.control(blocker["id"], "stop")

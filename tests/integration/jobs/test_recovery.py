@@ -12,6 +12,7 @@ import psutil
 
 from tests.server_process import ServerProcess
 from tests.sse_client import open_sse
+from tests.waiting import wait_until
 
 from .conftest import gone, notebook
 
@@ -25,17 +26,6 @@ for step in range({STEPS}):
 """
 SLEEPER = "import time\nopen('up.txt', 'w').write('up')\ntime.sleep(600)"
 QUICK = "x = 1"
-
-
-def wait_until(check, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(interval)
 
 
 def job(server: ServerProcess, job_id: str) -> dict:

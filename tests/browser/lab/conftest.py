@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from tests.browser.chromium import ConsoleLog
 from tests.browser.lab.labserver import LabServer, installed_labextension
+from tests.waiting import wait_until as shared_wait_until
 
 TERMINAL = ("succeeded", "failed", "stopped", "cancelled")
 
@@ -93,14 +93,11 @@ def job_state(lab: LabServer, job_id: str) -> dict[str, Any]:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {what}")
-        time.sleep(0.2)
+    """``tests.waiting.wait_until``, the failure naming ``what`` was awaited."""
+    try:
+        return shared_wait_until(predicate, timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {what}") from None
 
 
 def our_errors(console: ConsoleLog, *, allow: tuple[str, ...] = ()) -> list[str]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
 from tests.server_process import ServerProcess
+from tests.waiting import wait_until  # noqa: F401 (the panels tests wait with it)
 
 TRAIN = """
 import time
@@ -55,18 +55,6 @@ def submit(server: ServerProcess, **parameters: Any) -> dict[str, Any]:
                                                             "parameters": parameters})
     assert status == 201, job
     return job
-
-
-def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> Any:
-    """Poll ``predicate()`` until truthy; its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout}s")
-        time.sleep(interval)
 
 
 def job_state(server: ServerProcess, job_id: str) -> str:

@@ -73,13 +73,18 @@ class NotebenchHandler(APIHandler):
         if method in self.execute_methods:
             await self.require_execute()
 
+    def _enter_minted(self) -> None:
+        """What jupyter_server's ``prepare`` does before authenticating, for a token only
+        notebench mints: the call context and the Host check."""
+        CallContext.set(CallContext.JUPYTER_HANDLER, self)
+        if not self.check_host():
+            raise web.HTTPError(403)
+
     def _prepare_viewer(self, token: str) -> None:
         """jupyter_server's ``prepare`` for a viewer token, which only notebench knows (so
         it authenticates nothing else): the request acts as the viewer it was minted for.
         Sent in a header, which no browser adds by itself, it needs no XSRF check."""
-        CallContext.set(CallContext.JUPYTER_HANDLER, self)
-        if not self.check_host():
-            raise web.HTTPError(403)
+        self._enter_minted()
         user = self.services.viewer_tokens.resolve(token)
         if user is None:
             raise ApiError(403, "forbidden",
@@ -93,9 +98,7 @@ class NotebenchHandler(APIHandler):
         """A job token, which only notebench knows: allowed on the routes that declare
         ``job_token_scope``, for the job their path names, while the job is allowed. The
         request acts as the user ``job:<id>``; in a header, it needs no XSRF check."""
-        CallContext.set(CallContext.JUPYTER_HANDLER, self)
-        if not self.check_host():
-            raise web.HTTPError(403)
+        self._enter_minted()
         job_id = self.services.job_tokens.resolve(token)
         if job_id is None:
             raise ApiError(403, "forbidden",

@@ -91,8 +91,9 @@ class Finisher:
         row = await self.repository.row(job_id)
         if job.papermill:
             await asyncio.to_thread(self.executor.kill, job_id)  # whatever is left of it
-        exit_code = self.executor.exit_code(job_id) if job.papermill else None
-        lost = await asyncio.to_thread(self.executor.loss, job_id) if job.papermill else None
+        # off the loop: a remote executor fetches the task's result over the network
+        exit_code, lost = (await asyncio.to_thread(self._result_of, job_id) if job.papermill
+                           else (None, None))
         state, reason = outcome(Ending(
             row["state"], row["reason"], interactive=not job.papermill,
             finished=followed.finished if followed else None,
@@ -126,6 +127,10 @@ class Finisher:
         self.events.lifecycle(level, job_id, f"job {job_id} {state}" + (f": {reason}" if reason
                                                                           else ""))
         self.tasks.spawn(self._register_outputs(job_id))
+
+    def _result_of(self, job_id: str) -> tuple[int | None, str | None]:
+        """The runner's exit code and the executor's reason for a lost job (blocking)."""
+        return self.executor.exit_code(job_id), self.executor.loss(job_id)
 
     async def _export_metrics(self, job_id: str, job_dir: Path) -> None:
         """``metrics.csv`` in the job directory (unless the kernel wrote one)."""

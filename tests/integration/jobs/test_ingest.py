@@ -22,6 +22,7 @@ from notebench.server.jobs.ingest import MAX_INGEST_CHUNK
 from notebench.server.jobs.remote_control import RemoteControl
 from notebench.server.services import JOB_TOKEN_KEY
 from tests.integration.assets.conftest import RawConnection
+from tests.waiting import wait_for
 
 QUEUED_ONLY = {"cpu_slots": 0, "tick_seconds": 0.2, "stall_minutes": 0.0}
 pytestmark = pytest.mark.parametrize("jobs_config", [QUEUED_ONLY])
@@ -292,6 +293,7 @@ async def test_a_forwarders_notes_reach_the_jobs_log_and_topic(remote, queued, i
                  {"kind": "grace_stop", "after_seconds": 60}]
         beat = await ingest.heartbeat(job_id, {"notes": notes})
         assert beat.status == 200, beat.body
+        await wait_for(lambda: len(seen) >= 2, 10)  # the bus delivers after the answer
     finally:
         services.bus.unsubscribe(listener)
     assert [e.data["kind"] for e in seen] == ["reconnected", "grace_stop"]

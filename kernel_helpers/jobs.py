@@ -26,7 +26,7 @@ from .jobprotocol import SUCCEEDED, TERMINAL
 
 __all__ = ["Job", "Sweep", "compare", "get", "list", "metrics", "submit", "sweep"]
 
-_OPTIONS = ("name", "tags", "priority", "resources", "timeout", "kernel_name")
+_OPTIONS = ("name", "tags", "priority", "resources", "timeout", "kernel_name", "retries")
 
 _client: Client | None = None
 
@@ -328,8 +328,9 @@ def submit(template_or_path: str | Job, params: dict[str, Any] | None = None, *,
     """Queue a job: a template name, a notebook path, or a ``Job`` (clone with edits).
 
     Keyword arguments are the notebook's parameters, except ``name``, ``tags``,
-    ``priority``, ``resources``, ``timeout`` and ``kernel_name``, which are options of
-    the job (pass parameters with those names in ``params={...}``).
+    ``priority``, ``resources``, ``timeout``, ``kernel_name`` and ``retries`` (times a
+    job lost with its cluster worker is submitted again), which are options of the job
+    (pass parameters with those names in ``params={...}``).
     """
     c = _default_client(client)
     options, parameters = _split(dict(kwargs), params)

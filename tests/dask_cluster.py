@@ -18,6 +18,9 @@ DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
 WORKER = [sys.executable, "-m", "distributed.cli.dask_worker"]
 CPU_WORKER = "cpu-worker"
 GPU_WORKER = "gpu-worker"
+#: the device the GPU worker hands out (this machine has none: the worker's
+#: CUDA_VISIBLE_DEVICES names it, as a GPU worker's environment would)
+FAKE_GPU = "GPU-5e1f0a2b-0000-4000-8000-00000000d45c"
 
 
 @dataclass
@@ -27,7 +30,8 @@ class DaskCluster:
     scheduler: subprocess.Popen[bytes]
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start_worker(self, name: str, *resources: str) -> None:
+    def start_worker(self, name: str, *resources: str,
+                     environment: dict[str, str] | None = None) -> None:
         local = self.root / name
         local.mkdir(exist_ok=True)
         command = [*WORKER, self.address, "--no-nanny", "--nthreads", "1", "--name", name,
@@ -36,7 +40,8 @@ class DaskCluster:
             command += ["--resources", " ".join(resources)]
         log = (self.root / f"{name}.log").open("ab")
         self.workers[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                              env=_worker_env(), start_new_session=True)
+                                              env={**_worker_env(), **(environment or {})},
+                                              start_new_session=True)
 
     def wait_for_workers(self, names: set[str], timeout: float = 90.0) -> None:
         from distributed import Client
@@ -70,8 +75,10 @@ def _worker_env() -> dict[str, str]:
 
 
 
-def start_cluster(root: Path, workers: dict[str, tuple[str, ...]]) -> DaskCluster:
-    """A scheduler and the named workers (name -> its ``--resources``), all joined."""
+def start_cluster(root: Path, workers: dict[str, tuple[str, ...]],
+                  environments: dict[str, dict[str, str]] | None = None) -> DaskCluster:
+    """A scheduler and the named workers (name -> its ``--resources``; ``environments``:
+    name -> variables of its own), all joined."""
     scheduler_file = root / "scheduler.json"
     log = (root / "scheduler.log").open("ab")
     scheduler = subprocess.Popen(
@@ -85,7 +92,8 @@ def start_cluster(root: Path, workers: dict[str, tuple[str, ...]]) -> DaskCluste
     cluster = DaskCluster(address, root, scheduler)
     try:
         for name, resources in workers.items():
-            cluster.start_worker(name, *resources)
+            cluster.start_worker(name, *resources,
+                                 environment=(environments or {}).get(name))
         cluster.wait_for_workers(set(workers))
     except BaseException:
         cluster.stop()

@@ -13,8 +13,11 @@ allow) and follows the job wherever the scheduler placed it.
 The scheduler is named by ``c.NotebenchDaskCluster.scheduler_address`` or made by a
 factory (``cluster_factory``: a ``dask_jobqueue.SLURMCluster``, a ``dask_kubernetes``
 cluster, a Dask Gateway cluster). A job asking for ``gpus: n`` needs a worker that
-advertises the resource ``GPU`` (``dask worker --resources GPU=2``); a job that no worker
-could ever run is refused when it is submitted.
+advertises the resource ``GPU`` (``dask worker --resources GPU=2``), and the task pins the
+devices it leases there by UUID (``worker_gpus``); a job asking for ``cpus: n`` needs the
+resource ``CPU`` where workers advertise it (``--resources "GPU=2 CPU=32"``; where none
+does, ``cpus`` only sets the job's thread count). A job that no worker could ever run is
+refused when it is submitted; one that only waits for a free worker stays queued.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ from .remote_control import RemoteControl
 
 log = logging.getLogger("notebench.jobs")
 
-#: the Dask resource a GPU job asks for
+#: the Dask resources a job's ``gpus`` and ``cpus`` ask for
 GPU_RESOURCE = "GPU"
-WORKER_LOST = "worker_lost"
+CPU_RESOURCE = "CPU"
+WORKER_LOST = Executor.WORKER_LOST
 UNBOUNDED = 64  # the slots offered while not connected (each launch fails at once)
 INPUTS_DIR = "inputs"  # where a remote job's shipped input files lie in its directory
 MAX_SHIPPED_INPUT = 512 * 1024 * 1024
@@ -93,7 +97,7 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         self._problem: str | None = "the Dask executor is not connected yet"
         self._futures: dict[str, Any] = {}
-        self._gpus: dict[str, int] = {}  # job id -> GPUs it asked for
+        self._asked: dict[str, dict[str, float]] = {}  # job id -> its task's resources
         self._processes: dict[str, dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
@@ -176,19 +180,20 @@ class DaskExecutor(Executor):
             workers = self._workers()
         except Exception as exc:
             return f"cannot reach the Dask scheduler: {exc}"
-        gpus = int(resources.get("gpus") or 0)
         if not workers:
             return None  # workers may join (adaptive clusters): the job waits
-        best = max(float((w.get("resources") or {}).get(GPU_RESOURCE, 0)) for w in
-                   workers.values())
-        if gpus > best:
-            return (f"{gpus} GPUs asked for, but no Dask worker advertises more than "
-                    f"{best:g} (the worker resource {GPU_RESOURCE})")
-        return None
+        asked = task_resources(resources, workers)
+        if any(all(_units(w, name) >= need for name, need in asked.items())
+               for w in workers.values()):
+            return None
+        wanted = " and ".join(f"{need:g} {name}" for name, need in asked.items())
+        return (f"{wanted} asked for, but no Dask worker advertises that much (the worker "
+                f"resources {', '.join(asked)})")
 
     def free_slots(self, running: list[dict[str, Any]]) -> Slots:
         """Free worker threads for CPU jobs, free ``GPU`` units for GPU jobs, minus what
-        notebench's own tasks hold (a job holds one thread of its worker). Not connected:
+        notebench's own tasks hold (a job holds one thread of its worker), and the most
+        ``CPU`` units free on one worker where workers advertise them. Not connected:
         every job is admitted, and its launch fails with the reason."""
         if self._client is None:
             return Slots(cpu_free=len(running) + UNBOUNDED,
@@ -200,19 +205,27 @@ class DaskExecutor(Executor):
             return Slots(cpu_free=0)
         cpu_free = 0
         gpus_free: list[str] = []
+        cpu_units: list[int] = []
         placed: set[str] = set()
         for address, worker in workers.items():
             keys = [str(k) for k in processing.get(address, ())]
             placed.update(keys)
             threads = max(0, int(worker.get("nthreads") or 1) - len(keys))
-            held = sum(self._gpus.get(k, 0) for k in keys)
-            units = int(float((worker.get("resources") or {}).get(GPU_RESOURCE, 0))) - held
+            units = int(_units(worker, GPU_RESOURCE) - self._held(keys, GPU_RESOURCE))
             cpu_free += threads
             gpus_free += [f"{address}#{i}" for i in range(max(0, min(units, threads)))]
+            if CPU_RESOURCE in (worker.get("resources") or {}) and threads:
+                cpu_units.append(int(_units(worker, CPU_RESOURCE)
+                                     - self._held(keys, CPU_RESOURCE)))
         # submitted but not placed yet: they take the next free threads
         unplaced = sum(1 for key, future in list(self._futures.items())
                        if future.status == "pending" and key not in placed)
-        return Slots(cpu_free=max(0, cpu_free - unplaced), gpus_free=gpus_free)
+        return Slots(cpu_free=max(0, cpu_free - unplaced), gpus_free=gpus_free,
+                     cpu_units=max(cpu_units, default=0) if cpu_units else None)
+
+    def _held(self, keys: list[str], resource: str) -> float:
+        with self._lock:
+            return sum(self._asked.get(k, {}).get(resource, 0.0) for k in keys)
 
     # -- running ---
 
@@ -235,9 +248,11 @@ class DaskExecutor(Executor):
         if env.get(RESUME_ENV):
             source = Path(env[RESUME_ENV])
             resume = {"name": source.name, "data": source.read_bytes()}
-        gpus = int((job.get("resources") or {}).get("gpus") or 0)
+        resources = job.get("resources") or {}
+        asked = task_resources(resources, self._workers())
         remote = {
             "job_id": spec.job_id, "files": files, "resume": resume, "env": env,
+            "gpus": int(resources.get("gpus") or 0), "threads": resources.get("cpus"),
             "server_url": settings.server_url or self.context.server_url(),
             "token": self.context.tokens.mint(spec.job_id),
             "shared_dir": str(job_dir) if settings.shared_filesystem else None,
@@ -247,11 +262,11 @@ class DaskExecutor(Executor):
         }
         self.context.tokens.allow(spec.job_id)
         future = client.submit(run_remote_job, remote, key=spec.job_id, pure=False,
-                               resources={GPU_RESOURCE: gpus} if gpus else None, retries=0)
+                               resources=asked or None, retries=0)
         fire_and_forget(future)
         with self._lock:
             self._futures[spec.job_id] = future
-            self._gpus[spec.job_id] = gpus
+            self._asked[spec.job_id] = asked
         return self.processes(spec.job_id)
 
     def adopt(self, job_id: str, job_dir: Path, processes: dict[str, dict[str, Any]]) -> bool:
@@ -281,7 +296,7 @@ class DaskExecutor(Executor):
         with self._lock:
             recorded = {role: dict(r) for role, r in self._processes.get(job_id, {}).items()}
         runner = recorded.setdefault("runner", {"pid": None})
-        runner.update({k: placement[k] for k in ("worker", "host", "gpu_uuids")
+        runner.update({k: placement[k] for k in ("worker", "host", "gpu_uuids", "threads")
                        if k in placement})
         runner["executor"] = self.name
         return recorded
@@ -318,9 +333,10 @@ class DaskExecutor(Executor):
         future = self._future(job_id)
         if future is None:
             return None
-        if future.status == "error" or (future.status == "pending"
-                                        and self._silent_too_long(job_id)):
+        if future.status == "pending" and self._silent_too_long(job_id):
             return WORKER_LOST
+        if future.status == "error":
+            return _task_failure(future)
         if (self._result(job_id) or {}).get("refused"):
             return WORKER_LOST  # a retry after the first worker died: it did not run again
         return None
@@ -351,7 +367,7 @@ class DaskExecutor(Executor):
         self.control.forget(job_id)
         with self._lock:
             self._futures.pop(job_id, None)
-            self._gpus.pop(job_id, None)
+            self._asked.pop(job_id, None)
             self._processes.pop(job_id, None)
 
     def watch(self, job_id: str, on_exit: Any) -> bool:
@@ -387,6 +403,36 @@ class DaskExecutor(Executor):
         out["queued"] = sum(1 for key, f in list(self._futures.items())
                             if f.status == "pending" and key not in running)
         return out
+
+
+def task_resources(resources: dict[str, Any], workers: dict[str, dict[str, Any]]
+                   ) -> dict[str, float]:
+    """The Dask resources a job's task asks for: ``GPU`` for its GPUs, ``CPU`` for its
+    CPUs where some worker advertises ``CPU`` (else ``cpus`` only sets its threads)."""
+    asked: dict[str, float] = {}
+    gpus = int(resources.get("gpus") or 0)
+    if gpus:
+        asked[GPU_RESOURCE] = float(gpus)
+    cpus = resources.get("cpus")
+    if cpus and any(CPU_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
+        asked[CPU_RESOURCE] = float(cpus)
+    return asked
+
+
+def _units(worker: dict[str, Any], resource: str) -> float:
+    return float((worker.get("resources") or {}).get(resource, 0))
+
+
+def _task_failure(future: Any) -> str:
+    """Why a task ended in error: its worker died (``worker_lost``), or the task raised
+    (a short reason with the error)."""
+    try:
+        error = future.exception(timeout=5)
+    except Exception:
+        return WORKER_LOST
+    if error is None or type(error).__name__ == "KilledWorker":
+        return WORKER_LOST
+    return f"failed on the worker: {type(error).__name__}: {error}"[:500]
 
 
 def _scheduler_has(dask_scheduler: Any, key: str) -> bool:

@@ -120,6 +120,9 @@ class Executor(ABC):
         the jobs they run); None: the local slots apply."""
         return None
 
+    #: the reason of a job that ended because the machine running it went away
+    WORKER_LOST = "worker_lost"
+
     def loss(self, job_id: str) -> str | None:
         """Why a job ended without its runner's result, when the executor knows
         (``worker_lost``); None otherwise."""

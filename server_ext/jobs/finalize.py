@@ -6,7 +6,8 @@ executors that cannot watch) or when an interactive run reports its end. Then, u
 job's lock: the tailer reads the job's files to their end, anything left of the job is
 killed, the outcome is decided, known secrets are scrubbed from the job's text files,
 ``metrics.csv`` is written and the job's row takes its final state; its files are
-registered as assets and its model linked afterwards.
+registered as assets and its model linked afterwards. A job lost with its worker that
+allows retries is then submitted again, as a restart from its newest checkpoint.
 
 Nothing of this may stall the event loop, however many points the job stored: the CSV is
 written by a subprocess when the job has more than ``EXPORT_IN_PROCESS_POINTS`` points
@@ -20,12 +21,13 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from notebench.jobprotocol import METRICS_CSV
 
+from ..errors import ApiError
 from . import artifacts as files
 from . import states
 from .outcome import Ending, outcome
@@ -52,13 +54,16 @@ class Finisher:
 
     def __init__(self, *, supervisor: JobSupervisor, repository: JobRepository,
                  events: JobEvents, tasks: TaskSet, assets: AssetsView | None,
-                 on_slot_free: Callable[[], None]) -> None:
+                 on_slot_free: Callable[[], None],
+                 resubmit: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None
+                 = None) -> None:
         self.supervisor = supervisor
         self.repository = repository
         self.events = events
         self.tasks = tasks
         self.assets = assets
         self.on_slot_free = on_slot_free
+        self.resubmit = resubmit
 
     @property
     def live(self) -> LiveJobs:
@@ -127,6 +132,26 @@ class Finisher:
         self.events.lifecycle(level, job_id, f"job {job_id} {state}" + (f": {reason}" if reason
                                                                           else ""))
         self.tasks.spawn(self._register_outputs(job_id))
+        if (state, reason) == (states.FAILED, self.executor.WORKER_LOST) and row["retries"]:
+            self.tasks.spawn(self._retry(job_id, row["retries"]))
+
+    async def _retry(self, job_id: str, retries: int) -> None:
+        """A job lost with its worker that allows retries: submitted again as a new job
+        resuming from its newest checkpoint (a restart), with one retry fewer."""
+        if self.resubmit is None:
+            return
+        try:
+            job = await self.resubmit(job_id, {"retries": retries - 1})
+        except ApiError as exc:
+            self.events.lifecycle(logging.ERROR, job_id, f"job {job_id} was lost with its "
+                                  f"worker and could not be submitted again: {exc.message}")
+            return
+        left = retries - 1
+        self.events.lifecycle(
+            logging.WARNING, job_id, f"job {job_id} was lost with its worker: submitted "
+            f"again as job {job['id']} ({left} {'retry' if left == 1 else 'retries'} left)")
+        self.events.publish(job_id, "retried", {"job_id": job_id, "retry_id": job["id"],
+                                                "retries_left": left})
 
     def _result_of(self, job_id: str) -> tuple[int | None, str | None]:
         """The runner's exit code and the executor's reason for a lost job (blocking)."""

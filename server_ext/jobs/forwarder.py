@@ -80,12 +80,6 @@ class JobEnded(Exception):
     """The server answered ``409 job_ended``: nothing more is wanted of this job."""
 
 
-def gpu_uuids(environ: Mapping[str, str]) -> list[str]:
-    """The GPUs named by ``CUDA_VISIBLE_DEVICES`` (UUIDs or indices)."""
-    value = environ.get("CUDA_VISIBLE_DEVICES") or ""
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 def host_name() -> str:
     return socket.gethostname()
 

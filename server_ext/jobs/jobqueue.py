@@ -36,7 +36,7 @@ from . import states
 from .executor import LaunchSpec
 from .jobdir import boot_id
 from .live import Followed, LiveJob
-from .machine import job_profile
+from .machine import job_profile, thread_env
 from .params import coerce
 from .queue import Admission, Slots, admit, waiting_of
 from .templates import NotebookSource, read_notebook
@@ -180,7 +180,9 @@ class JobQueue:
         remote = self.supervisor.executor.places_jobs
         # on a cluster the worker pins its own GPUs; the admission's names are placeholders
         resources["gpu_uuids"] = [] if remote else list(admission.gpu_uuids)
-        resources["threads"] = resources.get("cpus") or self._default_cpus()
+        # on a cluster a job not asking for CPUs gets its worker's share (set there)
+        resources["threads"] = resources.get("cpus") or (None if remote
+                                                         else self._default_cpus())
         resolved, auto = await self._resolve_auto(row, resources)
         job_json = self.submission.job_json({**row, "resolved": resolved, "auto": auto,
                                              "resources": resources})
@@ -218,8 +220,8 @@ class JobQueue:
                 self.gpu_uuids() or resources.get("gpu_uuids")):
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             env["CUDA_VISIBLE_DEVICES"] = ",".join(resources.get("gpu_uuids") or [])
-        threads = str(resources["threads"])
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = env["NOTEBENCH_NUM_THREADS"] = threads
+        if resources["threads"]:
+            env.update(thread_env(int(resources["threads"])))
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -26,6 +26,12 @@ def machine_facts(workspace: Path) -> dict[str, Any]:
             "gpu_uuids": [g["uuid"] for g in gpus]}
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that holds a runner to ``threads`` CPU threads."""
+    value = str(max(1, threads))
+    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "NOTEBENCH_NUM_THREADS": value}
+
+
 def job_profile(profile: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
     """The profile as one job sees it: its threads and its GPUs only."""
     view = copy.deepcopy(profile)

@@ -104,6 +104,7 @@ class JobPresenter:
             "auto": dict(followed.auto) if followed is not None and followed.auto else row["auto"],
             "resources": row["resources"], "priority": row["priority"],
             "tags": row["tags"], "timeout": row["timeout"], "parent_id": row["parent_id"],
+            "retries": row["retries"],
             "resume_from": row["resume_from"], "created": row["created"],
             "started": row["started"], "ended": row["ended"], "updated": row["updated"],
             "duration": round(duration or 0.0, 3), "progress": progress,

@@ -4,6 +4,8 @@ Slots: one per GPU (a GPU job is pinned to free GPUs by UUID) and a configurable
 on the CPU. Within a pool, jobs start strictly in order (higher ``priority`` first, then
 the older one): a job that does not fit holds the jobs behind it in its pool back, so a
 large job is never starved by a stream of small ones. GPU and CPU pools are independent.
+On a cluster whose workers advertise ``CPU`` units, a CPU job asking for ``cpus`` also
+needs that many free on one worker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Waiting:
     seq: int
     gpus: int = 0  # how many GPUs (when ``gpu_uuids`` is empty)
     gpu_uuids: tuple[str, ...] = ()  # pinned GPUs
+    cpus: int = 0  # CPUs asked for (0: none named)
 
 
 @dataclass
@@ -30,6 +33,9 @@ class Slots:
 
     cpu_free: int
     gpus_free: list[str] = field(default_factory=list)  # UUIDs in PCI bus order
+    #: the most CPUs free on one machine, where CPUs are counted (a cluster whose workers
+    #: advertise them); None: a CPU job needs only a free slot
+    cpu_units: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ def admit(waiting: list[Waiting], slots: Slots) -> list[Admission]:
     """The jobs to start now and the GPUs each gets."""
     admitted: list[Admission] = []
     cpu_free = slots.cpu_free
+    cpu_units = slots.cpu_units
     gpus_free = list(slots.gpus_free)
     cpu_blocked = gpu_blocked = False
     for job in order(waiting):
@@ -70,10 +77,12 @@ def admit(waiting: list[Waiting], slots: Slots) -> list[Admission]:
         else:
             if cpu_blocked:
                 continue
-            if cpu_free <= 0:
+            if cpu_free <= 0 or (cpu_units is not None and job.cpus > cpu_units):
                 cpu_blocked = True
                 continue
             cpu_free -= 1
+            if cpu_units is not None:
+                cpu_units -= job.cpus  # it may land on the machine with the most free
             admitted.append(Admission(job.job_id))
     return admitted
 
@@ -91,4 +100,5 @@ def waiting_of(row: dict[str, Any]) -> Waiting:
     resources = row["resources"] or {}
     pinned = tuple(resources.get("gpu_uuids") or ())
     return Waiting(row["id"], int(row["priority"]), float(row["created"]),
-                   int(row.get("seq") or 0), int(resources.get("gpus") or 0), pinned)
+                   int(row.get("seq") or 0), int(resources.get("gpus") or 0), pinned,
+                   int(resources.get("cpus") or 0))

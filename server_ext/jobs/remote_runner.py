@@ -30,9 +30,11 @@ from notebench.jobprotocol import JOB_DIR_ENV, JOB_ID_ENV, RESUME_ENV, write_byt
 
 from ..scrubbing import without_secrets
 from .executor import LaunchSpec, LocalProcessExecutor
-from .forwarder import Forwarder, ForwarderSettings, gpu_uuids, host_name
+from .forwarder import Forwarder, ForwarderSettings, host_name
 from .ingest import STREAMS
 from .ingest_client import IngestClient, IngestError
+from .machine import thread_env
+from .worker_gpus import LEASES, GpuShortage, worker_gpus
 
 log = logging.getLogger("notebench.jobs")
 
@@ -66,8 +68,12 @@ def run_remote_job(spec: Mapping[str, Any], *, local_root: Path | None = None
     shared = spec.get("shared_dir")
     job_dir = Path(shared) if shared else _local_job_dir(local_root or worker_dir, job_id)
     env = _write_job_dir(job_dir, spec, shared=bool(shared))
+    try:
+        place.update(_pin_hardware(env, job_id, spec))
+    except GpuShortage:
+        client.close()
+        raise
     executor = LocalProcessExecutor(preexec_fn=_die_with_parent())
-    place["gpu_uuids"] = gpu_uuids(env) or gpu_uuids(os.environ)
     forwarder = Forwarder(job_dir=job_dir, client=client, executor=executor, job_id=job_id,
                           settings=settings, placement=place, forward=not shared)
     # this thread starts the runner and waits for it: PR_SET_PDEATHSIG follows the thread
@@ -84,11 +90,41 @@ def run_remote_job(spec: Mapping[str, Any], *, local_root: Path | None = None
         if executor.is_running(job_id):  # the server ended it, or the forwarder failed
             executor.kill(job_id)
         client.close()
+        LEASES.give_back(job_id)
     if forwarder.error is not None:
         raise RuntimeError(f"the forwarder of job {job_id} failed") from forwarder.error
     if not shared and (forwarder.flushed or forwarder.ended_by_server):
         shutil.rmtree(job_dir, ignore_errors=True)
     return {"exit_code": executor.exit_code(job_id), **place, "flushed": forwarder.flushed}
+
+
+def _pin_hardware(env: dict[str, str], job_id: str, spec: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """Pin the job's GPUs by UUID (those of this worker it leases) and its CPU threads
+    (as asked, else this worker's cores shared by its task threads) in ``env``; where
+    the job runs, for its record."""
+    gpus = int(spec.get("gpus") or 0)
+    devices = worker_gpus(os.environ)
+    leased = LEASES.take(job_id, gpus, devices)
+    if devices or gpus:
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(leased)  # "" hides the GPUs of a CPU job
+    threads = spec.get("threads")
+    if not isinstance(threads, int) or threads < 1:
+        threads = max(1, (os.cpu_count() or 1) // _worker_threads())
+    env.update(thread_env(threads))
+    return {"gpu_uuids": leased, "threads": threads}
+
+
+def _worker_threads() -> int:
+    """The task threads of the Dask worker running this task (1 outside one)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            return max(1, int(distributed.get_worker().state.nthreads))
+        except (ValueError, AttributeError):
+            pass
+    return 1
 
 
 def _worker() -> tuple[str | None, Path]:

@@ -94,6 +94,7 @@ class RunsCatalogue:
             "tags": body.get("tags", parent["tags"]),
             "timeout": body.get("timeout", parent["timeout"]),
             "kernel_name": body.get("kernel_name", parent["kernel_name"]),
+            "retries": body.get("retries", parent["retries"]),
         }, self.default_timeout)
 
     async def _clone_source(self, parent: dict[str, Any], action: str) -> NotebookSource:

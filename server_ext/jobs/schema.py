@@ -146,4 +146,8 @@ MIGRATIONS: list[str] = [
                  WHERE m.job_id = job_series.job_id AND m.name = job_series.name
                  AND m.value IS NOT NULL ORDER BY m.value DESC, m.idx LIMIT 1);
     """,
+    # 4: how often a job lost with its worker is submitted again
+    """
+    ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

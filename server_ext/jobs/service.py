@@ -196,7 +196,8 @@ class NotebenchJobService(LoggingConfigurable):
                 interval_seconds=self.retention_interval_seconds))
         self.supervisor.finisher = Finisher(
             supervisor=self.supervisor, repository=self.repository, events=self.events,
-            tasks=self.tasks, assets=services.assets, on_slot_free=self.jobqueue.schedule_soon)
+            tasks=self.tasks, assets=services.assets, on_slot_free=self.jobqueue.schedule_soon,
+            resubmit=self.runs.restart)
         self.supervisor.on_timeout = self.control_desk.stop_for_timeout
         self.supervisor.on_busy = self._note_activity
         self.supervisor.retire_hooks.append(self.ingest.forget)

@@ -24,7 +24,7 @@ COLUMNS = (
     "active_seconds", "segment_start", "boot_id", "last_metric_active", "progress",
     "latest_metrics", "error", "processes", "stop_requested", "artifact_count", "model",
     "final_metrics", "exit_code", "notes", "starred", "sweep_id", "cloned_from", "trashed_at",
-    "disk_bytes",
+    "disk_bytes", "retries",
 )
 #: ``sort=`` keys of the job list -> their column
 SORT_KEYS = {"created": "created", "started": "started", "ended": "ended", "name": "name",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 #: the range of a job's ``priority`` (what the store's integers and the queue sort take)
 MAX_PRIORITY = 1_000_000
+MAX_RETRIES = 10
 
 
 def submission_options(body: dict[str, Any], default_timeout: float) -> dict[str, Any]:
@@ -66,10 +67,15 @@ def submission_options(body: dict[str, Any], default_timeout: float) -> dict[str
     kernel_name = body.get("kernel_name")
     if kernel_name is not None and not isinstance(kernel_name, str):
         raise bad_request("'kernel_name' must be a string", "invalid_request")
+    retries = body.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not (
+            0 <= retries <= MAX_RETRIES):
+        raise bad_request(f"'retries' must be an integer between 0 and {MAX_RETRIES} (times "
+                          "a job lost with its worker is submitted again)", "invalid_request")
     return {"parameters": parameters, "resources": resources, "priority": priority,
             "name": name.strip() if name else None, "tags": list(dict.fromkeys(tags)),
             "timeout": float(timeout) if timeout else (default_timeout or None),
-            "kernel_name": kernel_name}
+            "kernel_name": kernel_name, "retries": retries}
 
 
 def requested_resources(resources: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +242,7 @@ class Submission:
             "timeout": options["timeout"], "parent_id": parent["id"] if parent else None,
             "resume_from": resume_from, "created": now, "updated": now,
             "sweep_id": sweep_id, "cloned_from": cloned_from,
+            "retries": options.get("retries", 0),
         }
 
     def job_json(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """A real Dask cluster for the jobs' Dask executor: a scheduler and two worker processes.
 
 No job directory is shared with the server (each worker has a local directory of its
-own). One worker advertises a fake ``GPU`` resource (this machine has none), so placement
-by resource is tested.
+own). One worker advertises a ``GPU`` resource and names a fake device in its
+``CUDA_VISIBLE_DEVICES`` (this machine has none), so placement by resource and pinning by
+UUID are tested; the other advertises ``CPU=2``.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from tests.dask_cluster import CPU_WORKER, GPU_WORKER, DaskCluster, start_cluster
+from tests.dask_cluster import CPU_WORKER, FAKE_GPU, GPU_WORKER, DaskCluster, start_cluster
 from tests.integration.jobs.conftest import jobs_api, notebook, write_notebook  # noqa: F401
 
-__all__ = ["CPU_WORKER", "GPU_WORKER", "DaskCluster"]
+__all__ = ["CPU_WORKER", "FAKE_GPU", "GPU_WORKER", "DaskCluster"]
 
 
 @pytest.fixture
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    """A scheduler and two workers (one with ``GPU=1``), stopped after the test."""
+    """A scheduler and two workers (``CPU=2``; ``GPU=1``), stopped after the test."""
     cluster = start_cluster(tmp_path_factory.mktemp("dask"),
-                            {CPU_WORKER: (), GPU_WORKER: ("GPU=1",)})
+                            {CPU_WORKER: ("CPU=2",), GPU_WORKER: ("GPU=1",)},
+                            {GPU_WORKER: {"CUDA_VISIBLE_DEVICES": FAKE_GPU}})
     try:
         yield cluster
     finally:

@@ -8,14 +8,15 @@ stores it as it stores a local job's files.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from tests.integration.jobs.conftest import wait_for
+from tests.integration.jobs.conftest import bus_events, wait_for
 
-from .conftest import CPU_WORKER, GPU_WORKER, DaskCluster
+from .conftest import CPU_WORKER, FAKE_GPU, GPU_WORKER, DaskCluster
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,6 +31,12 @@ for step in range(steps):
 open("artifact.txt", "w").write("made on the worker")
 """
 PARAMS = "steps: int = 5\ndelay: float = 0.0"
+# what the runner was given, as an artifact
+PINNED = """
+import json, os
+names = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+open("pinned.json", "w").write(json.dumps({n: os.environ.get(n) for n in names}))
+"""
 
 
 def _worker_of(job: dict[str, Any]) -> str | None:
@@ -64,8 +71,8 @@ async def test_a_job_runs_on_a_worker_and_its_files_come_back(jobs_api, write_no
 
 
 async def test_a_gpu_job_goes_to_the_worker_with_the_gpu_resource(jobs_api, write_notebook,
-                                                                   api):
-    path = write_notebook("gpu", [REPORT], PARAMS)
+                                                                   api, services):
+    path = write_notebook("gpu", [PINNED, REPORT], PARAMS)
     too_many = await jobs_api.submit(path, resources={"gpus": 2}, expect=400)
     assert too_many["error"]["code"] == "invalid_resources"
     assert "GPU" in too_many["error"]["message"]
@@ -73,6 +80,39 @@ async def test_a_gpu_job_goes_to_the_worker_with_the_gpu_resource(jobs_api, writ
     done = await jobs_api.wait(job["id"], timeout=180)
     assert done["state"] == "succeeded", (done["reason"], done["error"])
     assert (await _worker_names(api))[_worker_of(done)] == GPU_WORKER
+    # the worker leased its device to the job and pinned it by UUID
+    assert done["processes"]["runner"]["gpu_uuids"] == [FAKE_GPU]
+    pinned = json.loads((services.jobs.runs_dir / job["id"] / "pinned.json").read_text())
+    assert pinned["CUDA_VISIBLE_DEVICES"] == FAKE_GPU
+
+
+async def test_a_worker_advertising_gpus_it_lacks_fails_the_job_saying_so(
+        jobs_api, write_notebook, dask_cluster: DaskCluster):
+    await asyncio.to_thread(dask_cluster.start_worker, "no-devices", "GPU=2")
+    await asyncio.to_thread(dask_cluster.wait_for_workers, {"no-devices"})
+    path = write_notebook("short", [REPORT], PARAMS)
+    job = await jobs_api.submit(path, resources={"gpus": 2})  # only that worker has 2
+    done = await jobs_api.wait(job["id"], timeout=120)
+    assert done["state"] == "failed"
+    assert done["reason"].startswith("failed on the worker: GpuShortage"), done["reason"]
+    assert "0 free of 0" in done["reason"]
+
+
+async def test_cpus_go_to_a_worker_that_advertises_them(jobs_api, write_notebook, api,
+                                                        services):
+    path = write_notebook("cpus", [PINNED, REPORT], PARAMS)
+    for resources in ({"cpus": 3}, {"gpus": 1, "cpus": 1}):  # no worker has it all
+        refused = await jobs_api.submit(path, resources=resources, expect=400)
+        assert refused["error"]["code"] == "invalid_resources", refused
+        assert "CPU" in refused["error"]["message"]
+    job = await jobs_api.submit(path, resources={"cpus": 2})
+    done = await jobs_api.wait(job["id"], timeout=180)
+    assert done["state"] == "succeeded", (done["reason"], done["error"])
+    assert (await _worker_names(api))[_worker_of(done)] == CPU_WORKER
+    assert done["processes"]["runner"]["threads"] == 2
+    pinned = json.loads((services.jobs.runs_dir / job["id"] / "pinned.json").read_text())
+    assert pinned["OMP_NUM_THREADS"] == "2"
+    assert pinned["CUDA_VISIBLE_DEVICES"] is None  # a worker without GPUs changes nothing
 
 
 async def test_pause_resume_and_stop_reach_the_worker(jobs_api, write_notebook):
@@ -115,17 +155,51 @@ async def test_a_killed_worker_ends_its_job_worker_lost(jobs_api, write_notebook
                                                         dask_cluster: DaskCluster):
     path = write_notebook("lost", [REPORT], PARAMS)
     job = await jobs_api.submit(path, parameters={"steps": 10_000, "delay": 0.05})
+    name = await _running_on(jobs_api, api, job["id"])
+    await asyncio.to_thread(dask_cluster.kill_worker, name)
+    done = await jobs_api.wait(job["id"], timeout=120)
+    assert (done["state"], done["reason"]) == ("failed", "worker_lost")
+    assert done["retries"] == 0
+    listed = (await api("GET", "lifecycle/jobs")).body["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]  # no retry was asked for
 
+
+async def test_a_lost_job_with_retries_is_submitted_again_on_another_worker(
+        jobs_api, write_notebook, api, dask_cluster: DaskCluster, services):
+    path = write_notebook("retried", [REPORT], PARAMS)
+    job = await jobs_api.submit(path, parameters={"steps": 10_000, "delay": 0.05}, retries=1)
+    assert job["retries"] == 1
+    name = await _running_on(jobs_api, api, job["id"])
+    with bus_events(services.bus, "jobs", "retried") as retried:
+        await asyncio.to_thread(dask_cluster.kill_worker, name)
+        lost = await jobs_api.wait(job["id"], timeout=120)
+        assert (lost["state"], lost["reason"]) == ("failed", "worker_lost")
+        await wait_for(lambda: retried, 60)
+    second = await jobs_api.get(retried[0].data["retry_id"])
+    assert retried[0].data == {"job_id": job["id"], "retry_id": second["id"],
+                               "retries_left": 0}
+    assert second["parent_id"] == job["id"] and second["retries"] == 0
+    assert second["parameters"] == job["parameters"]
+    survivor = await _running_on(jobs_api, api, second["id"])
+    assert survivor != name
+    messages = [r["message"] for r in await jobs_api.logs(job["id"])]
+    assert any(f"submitted again as job {second['id']} (0 retries left)" in m
+               for m in messages), messages
+    await jobs_api.control(second["id"], "stop")
+    done = await jobs_api.wait(second["id"], timeout=120)
+    assert done["state"] == "stopped", (done["reason"], done["error"])
+
+
+async def _running_on(jobs_api: Any, api: Any, job_id: str) -> str:
+    """The name of the worker a job reports from (once it does)."""
     async def placed() -> dict[str, Any] | None:
-        current = await jobs_api.get(job["id"])
+        current = await jobs_api.get(job_id)
         return current if _worker_of(current) and current["latest_metrics"] else None
 
     running = await wait_for(placed, 120)
     name = (await _worker_names(api))[_worker_of(running)]
     assert name in (CPU_WORKER, GPU_WORKER)
-    await asyncio.to_thread(dask_cluster.kill_worker, name)
-    done = await jobs_api.wait(job["id"], timeout=120)
-    assert (done["state"], done["reason"]) == ("failed", "worker_lost")
+    return name
 
 
 async def test_the_cluster_route_lists_the_workers(api, dask_cluster: DaskCluster):
@@ -135,5 +209,5 @@ async def test_the_cluster_route_lists_the_workers(api, dask_cluster: DaskCluste
     assert body["executor"] == "dask" and body["problem"] is None
     names = {w["name"] for w in body["workers"]}
     assert names == {CPU_WORKER, GPU_WORKER}
-    gpu = next(w for w in body["workers"] if w["name"] == GPU_WORKER)
-    assert gpu["resources"] == {"GPU": 1}
+    resources = {w["name"]: w["resources"] for w in body["workers"]}
+    assert resources == {GPU_WORKER: {"GPU": 1}, CPU_WORKER: {"CPU": 2}}

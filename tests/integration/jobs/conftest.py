@@ -6,6 +6,8 @@ only where the templates themselves are under test.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,30 @@ def jobs_api(api):
             return response.body["records"]
 
     return Jobs()
+
+
+@contextlib.contextmanager
+def bus_events(bus: Any, topic: str, kind: str) -> Iterator[list[Any]]:
+    """The events of one kind published on ``topic`` while the block runs (the bus
+    delivers after its publisher returned: wait for them)."""
+    seen: list[Any] = []
+
+    class Listener:
+        internal = True
+        topics = frozenset({topic})
+
+        def push(self, events: list[Any]) -> None:
+            seen.extend(e for e in events if e.type == kind)
+
+        def push_heartbeat(self) -> None:
+            pass
+
+    listener = Listener()
+    bus.subscribe(listener)
+    try:
+        yield seen
+    finally:
+        bus.unsubscribe(listener)
 
 
 def recorded_pids(job: dict[str, Any]) -> list[int]:

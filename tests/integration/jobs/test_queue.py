@@ -29,6 +29,16 @@ def test_admission_by_priority_then_age_per_pool():
     assert blocked == []
 
 
+def test_counted_cpus_must_be_free_on_one_machine():
+    """Where a cluster counts CPUs, a job asking for more than any worker has free waits,
+    and holds back the CPU jobs behind it; without counted CPUs only slots matter."""
+    big, small = Waiting("big", 5, 1.0, 1, cpus=8), Waiting("small", 0, 2.0, 2, cpus=2)
+    assert admit([big, small], Slots(cpu_free=4, cpu_units=6)) == []
+    admitted = admit([big, small, Waiting("plain", 0, 3.0, 3)], Slots(cpu_free=4, cpu_units=8))
+    assert [a.job_id for a in admitted] == ["big"]  # 'small' no longer fits: 'plain' waits
+    assert [a.job_id for a in admit([big, small], Slots(cpu_free=2))] == ["big", "small"]
+
+
 @pytest.mark.parametrize("jobs_config", [ONE_SLOT])
 async def test_one_slot_runs_three_jobs_one_after_another_by_priority(
         jobs_api, write_notebook, services):

@@ -183,7 +183,10 @@ class JobQueue:
         # on a cluster a job not asking for CPUs gets its worker's share (set there)
         resources["threads"] = resources.get("cpus") or (None if remote
                                                          else self._default_cpus())
-        resolved, auto = await self._resolve_auto(row, resources)
+        # 'auto' settings describe the machine a job runs on: a cluster job's kernel
+        # resolves its own on the worker (notebench.resolve_settings)
+        resolved, auto = ((dict(row["resolved"]), {}) if remote
+                          else await self._resolve_auto(row, resources))
         job_json = self.submission.job_json({**row, "resolved": resolved, "auto": auto,
                                              "resources": resources})
         await asyncio.to_thread(write_json_atomic, job_dir / JOB_JSON, job_json)

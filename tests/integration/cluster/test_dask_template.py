@@ -45,6 +45,10 @@ async def test_the_template_trains_remotely_and_restarts_on_the_other_worker(
     await jobs_api.control(job["id"], "stop")
     stopped = await jobs_api.wait(job["id"], timeout=120)
     assert stopped["state"] == "stopped", (stopped["reason"], stopped["error"])
+    # "auto" settings were the worker's to resolve: the kernel did, on the worker
+    assert stopped["resolved_parameters"]["device"] == "auto"
+    sources = {name: a["source"] for name, a in stopped["auto"].items()}
+    assert sources["device"] == "recommended" and "server" not in sources.values(), sources
 
     # its files came back: output notebook, checkpoints, the model (loadable here)
     job_dir = services.jobs.runs_dir / job["id"]

@@ -1,14 +1,17 @@
 """A stand-in for the server's ingest routes, for worker-side tests without a server.
 
 ``IngestStandIn`` answers ``lifecycle/jobs/<id>/ingest`` (GET), ``.../streams/<name>``
-(POST), ``.../files/<rel>`` (PUT) and ``.../heartbeat`` (POST) as docs/jobs.md
-describes them, keeps what arrived in memory, and can misbehave on demand: ``cut()``
-drops every connection until ``restore()``, ``fail_with(503)`` answers errors,
+(POST), ``.../files/<rel>`` (PUT), ``.../heartbeat`` (POST) and the resumable uploads
+(``.../uploads`` POST, ``.../uploads/<uid>`` PATCH/HEAD/DELETE, ``.../complete`` POST) as
+docs/jobs.md describes them, keeps what arrived in memory, and can misbehave on demand:
+``cut()`` drops every connection until ``restore()``, ``fail_with(503)`` answers errors,
 ``drop_answers(n)`` handles the next ``n`` writes but never answers them, ``truncate``
-forgets the tail of a stream and ``lose_part_after(n)`` a file's part after ``n`` more
-chunks (a server that lost bytes). Its rules are the ingest sink's (``ingest.py``): a
-chunk past the end is refused with the size, bytes it holds are not written twice, a
-file's chunk at offset 0 starts its part anew.
+forgets the tail of a stream, ``lose_part_after(n)`` a file's part after ``n`` more
+chunks (a server that lost bytes), ``cut_next_patch(n)`` keeps ``n`` bytes of the next
+upload chunk and drops its connection, ``forget_uploads()`` loses every upload. Its
+rules are the ingest sink's (``ingest.py``): a chunk past the end is refused with the
+size, bytes it holds are not written twice, a file's chunk at offset 0 starts its part
+anew; an upload chunk must start at the offset reached (409 with it otherwise).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import json
 import threading
 import urllib.parse
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,7 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.standin.handle(self)
 
-    do_POST = do_PUT = do_GET
+    do_POST = do_PUT = do_PATCH = do_HEAD = do_DELETE = do_GET
 
 
 class IngestStandIn:
@@ -52,6 +56,10 @@ class IngestStandIn:
         self.streams: dict[str, bytearray] = {name: bytearray() for name in STREAMS}
         self.files: dict[str, bytes] = {}
         self.parts: dict[str, bytearray] = {}
+        #: resumable uploads: uid -> {"name", "size", "sha256", "data"}
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self._cut_patch: int | None = None
+        self._forget_at_cut = False
         self.control: dict[str, Any] = {"stop": None, "paused": False, "signal": None}
         self.ended = False
         self.heartbeats: list[dict[str, Any]] = []
@@ -102,6 +110,16 @@ class IngestStandIn:
         """Forget a file's part once ``chunks`` more file chunks were written."""
         self._lose_part_in = chunks
 
+    def cut_next_patch(self, keep: int, forget: bool = False) -> None:
+        """Keep ``keep`` bytes of the next upload chunk, then drop its connection (and,
+        ``forget``: lose every upload, as a server that lost its state)."""
+        self._cut_patch = keep
+        self._forget_at_cut = forget
+
+    def forget_uploads(self) -> None:
+        with self._lock:
+            self.uploads.clear()
+
     def truncate(self, name: str, size: int) -> None:
         with self._lock:
             del self.streams[name][size:]
@@ -134,18 +152,30 @@ class IngestStandIn:
         self.requests.append((request.command, route, query))
         if self.ended:
             return self._answer(request, 409, _error("job_ended", "the job ended"))
+        if request.command == "PATCH" and self._cut_patch is not None:
+            keep, self._cut_patch = self._cut_patch, None
+            with self._lock:
+                self._patch(route, request.headers, body[:keep])
+                if self._forget_at_cut:
+                    self.uploads.clear()
+            self.refused += 1
+            request.close_connection = True  # cut off mid-chunk: no answer
+            return
         with self._lock:
-            status, answer = self._route(request.command, route, query, body)
-        if status == 200 and self._unanswered and request.command in ("POST", "PUT") and (
-                route != "/heartbeat"):
+            status, answer = self._route(request.command, route, query, body,
+                                         request.headers)
+        if request.command == "HEAD":
+            return self._answer_head(request, status, answer)
+        if status == 200 and self._unanswered and request.command in (
+                "POST", "PUT", "PATCH") and route != "/heartbeat":
             self._unanswered -= 1
             self.refused += 1
             request.close_connection = True  # written, but the answer is lost
             return
         self._answer(request, status, answer)
 
-    def _route(self, method: str, route: str, query: dict[str, str], body: bytes
-               ) -> tuple[int, dict[str, Any]]:
+    def _route(self, method: str, route: str, query: dict[str, str], body: bytes,
+               headers: Any) -> tuple[int, dict[str, Any]]:
         if method == "GET" and route == "":
             return 200, {"streams": {n: len(b) for n, b in self.streams.items()},
                          "files": {rel: {"size": len(data),
@@ -159,7 +189,65 @@ class IngestStandIn:
             return self._append(route[len("/streams/"):], query, body)
         if method == "PUT" and route.startswith("/files/"):
             return self._put(route[len("/files/"):], query, body)
+        if route.startswith("/uploads"):
+            return self._upload_route(method, route, headers, body)
         return 404, _error("not_found", route)
+
+    # -- resumable uploads ---
+
+    def _upload_route(self, method: str, route: str, headers: Any, body: bytes
+                      ) -> tuple[int, dict[str, Any]]:
+        if method == "POST" and route == "/uploads":
+            request = json.loads(body)
+            try:
+                check_relative(request["name"])
+            except ApiError as exc:
+                return 400, _error(exc.code, exc.message)
+            uid = uuid.uuid4().hex
+            self.uploads[uid] = {"name": request["name"], "size": request["size"],
+                                 "sha256": request["sha256"], "data": bytearray()}
+            return 201, self._upload_status(uid)
+        uid, _, action = route[len("/uploads/"):].partition("/")
+        if uid not in self.uploads:
+            return 404, _error("unknown_upload", uid)
+        upload = self.uploads[uid]
+        if method == "PATCH":
+            return self._patch(route, headers, body)
+        if method in ("HEAD", "GET"):
+            return 200, self._upload_status(uid)
+        if method == "DELETE":
+            del self.uploads[uid]
+            return 200, {"id": uid, "state": "aborted"}
+        if method == "POST" and action == "complete":
+            data = bytes(upload["data"])
+            if len(data) != upload["size"]:
+                return 409, _error("incomplete", "not all there", offset=len(data))
+            del self.uploads[uid]
+            if hashlib.sha256(data).hexdigest() != upload["sha256"]:
+                return 400, _error("digest_mismatch", "sha256 differs")
+            self.files[upload["name"]] = data
+            return 200, {"name": upload["name"], "size": len(data), "complete": True,
+                         "sha256": upload["sha256"], "control": dict(self.control)}
+        return 404, _error("not_found", route)
+
+    def _patch(self, route: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        upload = self.uploads.get(route[len("/uploads/"):])
+        if upload is None:
+            return 404, _error("unknown_upload", route)
+        offset = int(headers["Upload-Offset"])
+        if offset != len(upload["data"]):
+            self.mismatches += 1
+            return 409, _error("offset_mismatch", "wrong offset", offset=len(upload["data"]))
+        if offset + len(body) > upload["size"]:
+            return 413, _error("too_large", "past the size")
+        upload["data"] += body
+        return 200, self._upload_status(route[len("/uploads/"):])
+
+    def _upload_status(self, uid: str) -> dict[str, Any]:
+        upload = self.uploads[uid]
+        return {"id": uid, "name": upload["name"], "size": upload["size"],
+                "offset": len(upload["data"]), "sha256": upload["sha256"],
+                "control": dict(self.control)}
 
     def _append(self, name: str, query: dict[str, str], body: bytes
                 ) -> tuple[int, dict[str, Any]]:
@@ -209,6 +297,15 @@ class IngestStandIn:
         self.mismatches += 1
         return 409, {**_error("offset_mismatch", f"send from offset {size}", size=size),
                      "size": size}
+
+    @staticmethod
+    def _answer_head(request: _Handler, status: int, answer: dict[str, Any]) -> None:
+        request.send_response(status)
+        if status == 200:
+            request.send_header("Upload-Offset", str(answer["offset"]))
+            request.send_header("Upload-Length", str(answer["size"]))
+        request.send_header("Content-Length", "0")
+        request.end_headers()
 
     @staticmethod
     def _answer(request: _Handler, status: int, answer: dict[str, Any]) -> None:

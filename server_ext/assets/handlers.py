@@ -12,10 +12,16 @@ import orjson
 from tornado import iostream
 from tornado.web import RequestHandler, stream_request_body
 
-from ..bounds import MAX_SAFE_INT
 from ..errors import ApiError, bad_request
 from ..handlers import NotebenchHandler
 from ..logs.text import printable
+from ..resumable import (
+    LENGTH_HEADER,
+    OFFSET_HEADER,
+    UPLOAD_ID_PATTERN,
+    check_digest,
+    parse_offset,
+)
 from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
 from .idle import Receiving
@@ -30,12 +36,10 @@ from .sendfile import (
 )
 from .single_upload import SingleUpload, connection_closer
 from .sink import FileSink, storage_error, too_large
-from .uploads import UPLOAD_ID_PATTERN, check_digest
 
 MULTIPART_SLACK = 1024 * 1024  # form overhead allowed beyond the file's limit
 NAME_HEADER = "X-Asset-Name"
 DIGEST_HEADER = "X-Content-SHA256"
-OFFSET_HEADER = "Upload-Offset"
 
 
 class AssetsHandler(NotebenchHandler):
@@ -289,15 +293,8 @@ class UploadSessionHandler(_StreamedBody):
             return
         self.require_writable()
         self.uid = self.path_args[0]
-        raw = self.request.headers.get(OFFSET_HEADER) or self.raw_argument("offset")
-        try:
-            offset = int(raw or "")
-        except ValueError:
-            raise bad_request(f"send the chunk's offset ({OFFSET_HEADER} header or "
-                              "?offset=)", "invalid_offset") from None
-        if not 0 <= offset <= MAX_SAFE_INT:
-            raise bad_request(f"the offset must be between 0 and {MAX_SAFE_INT}",
-                              "invalid_offset")
+        offset = parse_offset(self.request.headers.get(OFFSET_HEADER)
+                              or self.raw_argument("offset"))
         status = await self.assets.uploads.status(self.uid)
         declared = _declared_length(self)
         remaining = status["size"] - offset
@@ -351,7 +348,7 @@ class UploadSessionHandler(_StreamedBody):
     async def head(self, uid: str) -> None:
         status = await self.assets.uploads.status(uid)
         self.set_header(OFFSET_HEADER, str(status["offset"]))
-        self.set_header("Upload-Length", str(status["size"]))
+        self.set_header(LENGTH_HEADER, str(status["size"]))
         self.set_header("Cache-Control", "no-store")
         self.finish()
 

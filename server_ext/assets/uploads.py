@@ -19,15 +19,23 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import re
-import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..errors import ApiError, bad_request, conflict, not_found
+from ..errors import ApiError, bad_request, not_found
+from ..resumable import (
+    UPLOAD_ID_PATTERN,
+    check_digest,
+    digest_mismatch,
+    incomplete,
+    is_upload_id,
+    new_upload_id,
+    offset_mismatch,
+    upload_busy,
+)
 from .fields import check_metadata, check_tags
 from .paths import check_name
 from .sink import FileSink, too_large
@@ -36,26 +44,11 @@ from .sniff import HEAD_BYTES, detect, extension_allowed, unsupported_type
 if TYPE_CHECKING:
     from .ports import AssetCore
 
-UPLOAD_ID_PATTERN = r"[0-9a-f]{32}"
-_UPLOAD_ID = re.compile(UPLOAD_ID_PATTERN)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+__all__ = ["UPLOAD_ID_PATTERN", "ResumableUploads", "check_digest", "digest_mismatch"]
+
 STREAM_PREFIX = "up-"
 RESUMABLE_PREFIX = "res-"
 IMPORT_PREFIX = "imp-"
-
-
-def check_digest(value: Any) -> str | None:
-    """A client-sent sha256 (hex, any case), or None; 400 when malformed."""
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not _SHA256.fullmatch(value.strip().lower()):
-        raise bad_request("sha256 must be 64 hexadecimal digits", "invalid_digest")
-    return value.strip().lower()
-
-
-def digest_mismatch(expected: str, got: str) -> ApiError:
-    return bad_request("the content does not match the sha256 sent", "digest_mismatch",
-                       expected=expected, received=got)
 
 
 class ResumableUploads:
@@ -101,7 +94,7 @@ class ResumableUploads:
         overwrite = bool(body.get("overwrite", False))
         tags = check_tags(body.get("tags"))
         metadata = check_metadata(body.get("metadata"))
-        uid = secrets.token_hex(16)
+        uid = new_upload_id()
         self._reserve(uid, user, size)
         try:
             await registry.check_free(cat, name, overwrite)
@@ -121,7 +114,7 @@ class ResumableUploads:
         return await self.status(uid)
 
     async def _row(self, uid: str) -> Any:
-        if not _UPLOAD_ID.fullmatch(uid or ""):
+        if not is_upload_id(uid):
             raise not_found("no such upload")
         row = await self.store.read(lambda conn: conn.execute(
             "SELECT * FROM asset_uploads WHERE id = ?", (uid,)).fetchone())
@@ -146,10 +139,9 @@ class ResumableUploads:
         """Start a chunk at ``offset``: the sink to stream into (the upload is held busy)."""
         row = await self._row(uid)
         if uid in self._active:
-            raise conflict("another request is sending to this upload", "upload_busy")
+            raise upload_busy("another request is sending to this upload")
         if offset != row["received"]:
-            raise conflict(f"the upload is at offset {row['received']}", "offset_mismatch",
-                           offset=row["received"])
+            raise offset_mismatch(row["received"])
         cat = self.registry.category(row["category"])
         cached = self._hashers.get(uid)
         hasher = cached[1] if cached is not None and cached[0] == offset else None
@@ -201,10 +193,9 @@ class ResumableUploads:
     async def complete(self, uid: str) -> dict[str, Any]:
         row = await self._row(uid)
         if uid in self._active:
-            raise conflict("a chunk is still being received", "upload_busy")
+            raise upload_busy("a chunk is still being received")
         if row["received"] != row["size"]:
-            raise conflict(f"the upload has {row['received']} of {row['size']} bytes",
-                           "incomplete", offset=row["received"])
+            raise incomplete(row["received"], row["size"])
         registry = self.registry
         cat = registry.category(row["category"])
         part = Path(row["part_path"])
@@ -240,7 +231,7 @@ class ResumableUploads:
     async def abort(self, uid: str) -> None:
         row = await self._row(uid)
         if uid in self._active:
-            raise conflict("a chunk is still being received", "upload_busy")
+            raise upload_busy("a chunk is still being received")
         await self._drop(uid, Path(row["part_path"]))
 
     async def _drop(self, uid: str, part: Path) -> None:

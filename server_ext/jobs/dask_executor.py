@@ -39,6 +39,7 @@ from .executor import Executor, ExecutorContext, LaunchSpec
 from .jobdir import read_json
 from .queue import Slots
 from .remote_control import RemoteControl
+from .shipper import UPLOAD_THRESHOLD
 
 log = logging.getLogger("notebench.jobs")
 
@@ -79,6 +80,10 @@ class NotebenchDaskCluster(LoggingConfigurable):
     buffer_bytes = Int(
         1 << 30, help="Bytes a job may have written that the server has not received "
         "yet; above this the forwarder pauses the job until it caught up.").tag(config=True)
+    upload_threshold_bytes = Int(
+        UPLOAD_THRESHOLD, help="Files a job writes above this size are sent with the "
+        "resumable upload protocol (chunks, resumed from the server's offset after a cut); "
+        "smaller ones in one request.").tag(config=True)
     lost_after_seconds = Float(
         30.0, help="A job whose forwarder was heard and then stays silent this long is "
         "ended worker_lost.").tag(config=True)
@@ -258,7 +263,8 @@ class DaskExecutor(Executor):
             "shared_dir": str(job_dir) if settings.shared_filesystem else None,
             "settings": {"heartbeat_seconds": settings.heartbeat_seconds,
                          "grace_seconds": settings.grace_seconds,
-                         "buffer_bytes": settings.buffer_bytes},
+                         "buffer_bytes": settings.buffer_bytes,
+                         "upload_threshold_bytes": settings.upload_threshold_bytes},
         }
         self.context.tokens.allow(spec.job_id)
         future = client.submit(run_remote_job, remote, key=spec.job_id, pure=False,

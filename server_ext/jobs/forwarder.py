@@ -8,7 +8,8 @@ tailer reads it as it reads a local job's:
   new bytes from the server's sizes on, in chunks; the server ignores bytes it holds and
   answers an offset past its size with that size, so every byte arrives exactly once;
 * whole files (the autosaved output notebook, checkpoints, models, artifacts) once their
-  size and mtime stayed the same for one poll (``FileShipper``);
+  size and mtime stayed the same for one poll (``shipper.FileShipper``; files larger than
+  ``upload_threshold_bytes`` through the resumable upload protocol);
 * a heartbeat (worker, host, GPUs, runner pid) at least every ``heartbeat_seconds``.
 
 Every answer carries the job's control, which ``RunnerControl`` applies to the runner's
@@ -22,35 +23,27 @@ forwarder's own thread.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import socket
-import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from notebench.jobprotocol import CONTROL_FILE, RUNNER_FILE, write_json_atomic
 
-from ..errors import ApiError
 from .executor import Executor
-from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative
+from .ingest import MAX_INGEST_CHUNK, STREAMS
 from .ingest_client import IngestClient, IngestError
+from .shipper import UPLOAD_THRESHOLD, FileShipper
 
 log = logging.getLogger("notebench.jobs")
 
-#: per poll at most: stream requests per file, file requests, file bytes hashed (so
-#: heartbeats keep their pace while a large file goes)
+#: stream requests per file and poll at most (so heartbeats keep their pace)
 _STREAM_REQUESTS = 8
-_FILE_REQUESTS = 4
-_HASH_BYTES = 64 * 1024 * 1024
-#: failed uploads of one version of a file before it is left out
-_FILE_ATTEMPTS = 3
 _MAX_BACKOFF = 5.0
 
 
@@ -64,6 +57,8 @@ class ForwarderSettings:
     poll_seconds: float = 0.2
     term_after_seconds: float = 30.0
     chunk_bytes: int = MAX_INGEST_CHUNK
+    #: files larger than this go through the resumable upload protocol (8 MiB)
+    upload_threshold_bytes: int = UPLOAD_THRESHOLD
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ForwarderSettings:
@@ -174,168 +169,6 @@ class RunnerControl:
             self._frozen = want
 
 
-# -- whole files ---------------------------------------------------------------------------
-
-Stat = tuple[int, int]  # (size, mtime_ns)
-#: one chunk to the server: (rel, offset, total, sha256, data) -> its answer
-Put = Callable[[str, int, int, str, bytes], dict[str, Any]]
-
-
-@dataclass
-class _Upload:
-    """A whole file being sent: hashed first, then sent chunk by chunk."""
-
-    rel: str
-    stat: Stat
-    hasher: Any = field(default_factory=hashlib.sha256)
-    hashed: int = 0
-    sha256: str | None = None
-    offset: int = 0
-
-
-class FileShipper:
-    """Sends the job directory's whole files, each version once, within a budget per poll.
-
-    Forwarded: regular files whose path the server takes (``ingest.check_relative``:
-    nothing hidden, not a stream file or a file the server wrote). A file is sent once
-    its (size, mtime) stayed the same for one look (at the final flush: at once),
-    smallest first; its sha256 is computed first, then its chunks go with
-    ``PUT ingest/files``. A file that changes meanwhile waits for its next version.
-    """
-
-    def __init__(self, job_dir: Path, job_id: str, chunk_bytes: int) -> None:
-        self.job_dir = job_dir
-        self.job_id = job_id
-        self.chunk_bytes = chunk_bytes
-        self._seen: dict[str, Stat] = {}
-        self._stable: set[str] = set()
-        self._sent: dict[str, Stat] = {}
-        self._refused: dict[str, Stat] = {}  # versions the server will not take
-        self._attempts: dict[tuple[str, Stat], int] = {}
-        self._upload: _Upload | None = None
-        self._shipped: dict[str, Stat] = {}
-
-    def look(self) -> None:
-        """Scan the directory; what kept its (size, mtime) since the last look is stable."""
-        now: dict[str, Stat] = {}
-        for root, dirs, names in os.walk(self.job_dir):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in names:
-                rel = Path(root, name).relative_to(self.job_dir).as_posix()
-                with contextlib.suppress(OSError, ApiError):
-                    check_relative(rel)
-                    st = Path(root, name).stat()
-                    if stat.S_ISREG(st.st_mode):
-                        now[rel] = (st.st_size, st.st_mtime_ns)
-        self._stable = {rel for rel, st in now.items() if self._seen.get(rel) == st}
-        self._seen = now
-
-    def came_from_server(self) -> None:
-        """The files here now were shipped with the job (its inputs): not sent back
-        unless they change."""
-        self.look()
-        self._sent.update(self._seen)
-        self._shipped = dict(self._seen)
-
-    def unsent_bytes(self) -> int:
-        return sum(st[0] for rel, st in self._seen.items() if self._due(rel, st))
-
-    def server_has(self, files: Any) -> None:
-        """The server's complete files (``GET ingest``): what it lost is sent again."""
-        files = files if isinstance(files, dict) else {}
-        for rel in list(self._sent):
-            known = files.get(rel)
-            if self._shipped.get(rel) == self._sent[rel]:
-                continue  # the server's own file, as shipped
-            if not isinstance(known, dict) or known.get("size") != self._sent[rel][0]:
-                del self._sent[rel]
-
-    def ship(self, put: Put, final: bool) -> bool:
-        """Hash and send within this poll's budget; True when work is left."""
-        requests = hashed = 0
-        while requests < _FILE_REQUESTS and hashed < _HASH_BYTES:
-            upload = self._upload
-            if upload is None:
-                pending = sorted((rel for rel, st in self._seen.items() if self._due(rel, st)
-                                  and (final or rel in self._stable)),
-                                 key=lambda rel: (self._seen[rel][0], rel))
-                if not pending:
-                    return False
-                upload = self._upload = _Upload(pending[0], self._seen[pending[0]])
-            try:
-                if self._stat(upload.rel) != upload.stat:
-                    raise FileNotFoundError(upload.rel)
-                if upload.sha256 is None:
-                    hashed += self._hash_some(upload, _HASH_BYTES - hashed)
-                else:
-                    requests += 1
-                    self._send_chunk(put, upload)
-            except OSError as exc:  # changed or gone under us: its next version, once stable
-                if isinstance(exc, ConnectionError):
-                    raise
-                self._upload = None
-                current = self._stat(upload.rel)
-                if current is None:
-                    self._seen.pop(upload.rel, None)
-                else:
-                    self._seen[upload.rel] = current
-                self._stable.discard(upload.rel)
-                requests += 1  # bounds a file that changes at every look
-        return True
-
-    def _due(self, rel: str, st: Stat) -> bool:
-        return self._sent.get(rel) != st and self._refused.get(rel) != st
-
-    def _stat(self, rel: str) -> Stat | None:
-        try:
-            st = (self.job_dir / rel).stat()
-        except OSError:
-            return None
-        return st.st_size, st.st_mtime_ns
-
-    def _hash_some(self, upload: _Upload, budget: int) -> int:
-        with (self.job_dir / upload.rel).open("rb") as handle:
-            handle.seek(upload.hashed)
-            data = handle.read(min(budget, upload.stat[0] - upload.hashed))
-        upload.hasher.update(data)
-        upload.hashed += len(data)
-        if upload.hashed >= upload.stat[0] or not data:
-            upload.sha256 = upload.hasher.hexdigest()
-        return max(1, len(data))
-
-    def _send_chunk(self, put: Put, upload: _Upload) -> None:
-        total = upload.stat[0]
-        assert upload.sha256 is not None
-        with (self.job_dir / upload.rel).open("rb") as handle:
-            handle.seek(upload.offset)
-            data = handle.read(min(self.chunk_bytes, total - upload.offset))
-        try:
-            answer = put(upload.rel, upload.offset, total, upload.sha256, data)
-        except IngestError as exc:
-            if exc.status not in (400, 409, 413, 507) or exc.code == "not_remote":
-                raise  # not about this file
-            self._failed(upload, exc)
-            return
-        upload.offset = _count(answer.get("size"), upload.offset + len(data))
-        if answer.get("complete") or upload.offset >= total:
-            self._sent[upload.rel] = upload.stat
-            self._upload = None
-
-    def _failed(self, upload: _Upload, exc: IngestError) -> None:
-        """409: go on from the server's part; else give this version a few tries."""
-        if exc.code == "offset_mismatch" and exc.size is not None and (
-                0 <= exc.size <= upload.stat[0]):
-            upload.offset = exc.size
-            return
-        self._upload = None
-        key = (upload.rel, upload.stat)
-        self._attempts[key] = self._attempts.get(key, 0) + 1
-        if exc.code != "checksum_mismatch" or self._attempts[key] >= _FILE_ATTEMPTS:
-            log.warning("job %s: the server does not take %s: %s", self.job_id, upload.rel,
-                        exc)
-            self._refused[upload.rel] = upload.stat
-
-
 # -- the forwarder -------------------------------------------------------------------------
 
 
@@ -360,7 +193,8 @@ class Forwarder(threading.Thread):
         self.forward = forward
         self.clock = clock
         self.runner = RunnerControl(executor, job_id, job_dir)
-        self.files = FileShipper(job_dir, job_id, settings.chunk_bytes)
+        self.files = FileShipper(job_dir, job_id, settings.chunk_bytes,
+                                 settings.upload_threshold_bytes)
         self.flushed = False
         self.ended_by_server = False
         self.error: BaseException | None = None
@@ -476,8 +310,9 @@ class Forwarder(threading.Thread):
                 if self._server is None:  # lost track of the server's sizes: ask again
                     return True
                 busy = self._send_stream(name) or busy
-            busy = self.files.ship(lambda *chunk: self._ask(self.client.put, *chunk),
-                                   final) or busy
+            busy = self.files.ship(
+                lambda name, *args: self._ask(getattr(self.client, name), *args),
+                final) or busy
         if self._last_heartbeat is None or (
                 self.clock() - self._last_heartbeat >= self.settings.heartbeat_seconds):
             notes, self.notes = self.notes, []

@@ -6,7 +6,9 @@ offsets: a chunk that starts past the end is refused with the size, a retried ch
 writes nothing twice, every append is fsynced before the answer. Whole files (the output
 notebook, checkpoints, artifacts) arrive in chunks into a hidden part file
 (``.ingest/parts/<rel>.part``); the last chunk's sha256 must match, then the part replaces
-the file atomically and ``.ingest/index.json`` records its size and sha256.
+the file atomically and ``.ingest/index.json`` records its size and sha256. Large files
+come through the resumable upload protocol instead (``ingest_uploads``) and are put in
+place the same way (``place``).
 
 Blocking (file system): the handlers call it through ``asyncio.to_thread``.
 """
@@ -14,42 +16,33 @@ Blocking (file system): the handlers call it through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from notebench.jobprotocol import (
-    CONTROL_FILE,
-    ENVIRONMENT,
-    EVENTS_FILE,
-    JOB_JSON,
-    NOTEBOOK,
-    PAPERMILL_LOG,
-    RUNNER_FILE,
-    fsync_dir,
-    is_job_id,
-    write_json_atomic,
-)
+from notebench.jobprotocol import CONTROL_FILE, fsync_dir, is_job_id, write_json_atomic
 
-from ..errors import ApiError, bad_request, conflict, not_found
+from ..errors import ApiError, bad_request, not_found
+from .ingest_paths import (
+    INGEST_DIR,
+    RESERVED,
+    STREAMS,
+    check_relative,
+    file_sha256,
+    storage_error,
+)
+from .ingest_uploads import IngestUploads
 from .jobdir import read_json
+
+__all__ = ["INGEST_DIR", "MAX_INGEST_CHUNK", "RESERVED", "STREAMS", "IngestSink",
+           "OffsetMismatch", "check_relative", "storage_error"]
 
 #: the most bytes one ingest request may carry
 MAX_INGEST_CHUNK = 4 * 1024 * 1024
-#: the files a job appends to, forwarded by offset
-STREAMS = (EVENTS_FILE, RUNNER_FILE, PAPERMILL_LOG)
-#: what a whole-file upload may never replace: the streams and what the server writes
-RESERVED = frozenset({*STREAMS, JOB_JSON, NOTEBOOK, ENVIRONMENT, CONTROL_FILE})
-INGEST_DIR = ".ingest"
 PARTS_DIR = "parts"
 INDEX_FILE = "index.json"
-MAX_PATH_CHARS = 1024
-MAX_NAME_BYTES = 255
-_HASH_BLOCK = 1 << 20
 
 
 class OffsetMismatch(ApiError):
@@ -65,55 +58,10 @@ class OffsetMismatch(ApiError):
         return {**super().body(), "size": self.size}
 
 
-def check_relative(rel: str) -> str:
-    """``rel`` when it is a safe path inside a job directory for a whole file: relative,
-    no ``..``, ``.`` or empty part, nothing hidden, no control character or backslash,
-    not one of the ``RESERVED`` names (400 ``unsafe_path`` otherwise)."""
-
-    def refuse(why: str) -> ApiError:
-        return bad_request(f"the file path {rel[:200]!r} is refused: {why}", "unsafe_path")
-
-    if not rel or len(rel) > MAX_PATH_CHARS:
-        raise refuse(f"it must have 1 to {MAX_PATH_CHARS} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in rel) or "\\" in rel:
-        raise refuse("it holds a control character or a backslash")
-    if rel.startswith("/"):
-        raise refuse("it is absolute")
-    parts = rel.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise refuse("it has an empty, '.' or '..' part")
-        if part.startswith("."):
-            raise refuse("it has a hidden part")
-        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-            raise refuse(f"a part is longer than {MAX_NAME_BYTES} bytes")
-    if rel in RESERVED:
-        raise refuse("the server keeps this file itself")
-    return str(PurePosixPath(rel))
-
-
-def storage_error(exc: OSError) -> ApiError:
-    """507 for a full disk (or quota), 409 for a path that clashes with a file or folder,
-    else 500."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ApiError(507, "insufficient_storage", "the disk is full")
-    if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
-        return conflict("the path clashes with a file or folder of the job", "path_conflict")
-    return ApiError(500, "write_failed", "the file could not be written")
-
-
 def _write_all(fd: int, data: memoryview) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class IngestSink:
@@ -123,6 +71,8 @@ class IngestSink:
         self.runs_dir = runs_dir
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        #: large files through the resumable upload protocol (``ingest_uploads``)
+        self.uploads = IngestUploads(self)
 
     # -- reading ---
 
@@ -162,7 +112,7 @@ class IngestSink:
                               "unknown_stream")
         job_dir = self.job_dir(job_id)
         path = job_dir / name
-        with self._locked(job_id, name):
+        with self.locked(job_id, name):
             try:
                 created = not path.exists()
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -197,7 +147,7 @@ class IngestSink:
                               f"total of {total} bytes", "invalid_range")
         job_dir = self.job_dir(job_id)
         part = job_dir / INGEST_DIR / PARTS_DIR / f"{rel}.part"
-        with self._locked(job_id, "file:" + rel):
+        with self.locked(job_id, "file:" + rel):
             if self._in_place(job_dir, rel, total, sha256):
                 return {"size": total, "complete": True}
             try:
@@ -213,7 +163,8 @@ class IngestSink:
         return {"size": total, "complete": True}
 
     def forget(self, job_id: str) -> None:
-        """Drop the job's locks (it ended)."""
+        """Drop the job's locks and unfinished uploads (it ended)."""
+        self.uploads.forget(job_id)
         with self._guard:
             for key in [k for k in self._locks if k[0] == job_id]:
                 del self._locks[key]
@@ -221,7 +172,7 @@ class IngestSink:
     # -- helpers ---
 
     @contextlib.contextmanager
-    def _locked(self, job_id: str, what: str) -> Iterator[None]:
+    def locked(self, job_id: str, what: str) -> Iterator[None]:
         with self._guard:
             lock = self._locks.setdefault((job_id, what), threading.Lock())
         with lock:
@@ -268,10 +219,17 @@ class IngestSink:
     def _finish(self, job_id: str, job_dir: Path, rel: str, part: Path, total: int,
                 sha256: str) -> None:
         """Check the complete part's digest, put it in place, record it in the index."""
-        if _sha256(part) != sha256:
+        if file_sha256(part) != sha256:
             part.unlink(missing_ok=True)
             raise bad_request(f"the sha256 of {rel} does not match: send it again",
                               "checksum_mismatch")
+        self.place(job_id, rel, part, total, sha256)
+
+    def place(self, job_id: str, rel: str, part: Path, total: int, sha256: str) -> None:
+        """Put a complete, checked part in place as ``rel`` (atomic rename; a newer
+        version replaces the older) and record it in the index. The caller holds the
+        file's lock (``locked(job_id, "file:" + rel)``)."""
+        job_dir = self.job_dir(job_id)
         dest = job_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.parent.resolve().is_relative_to(job_dir.resolve()):
@@ -280,7 +238,7 @@ class IngestSink:
                               "unsafe_path")
         os.replace(part, dest)
         fsync_dir(dest.parent)
-        with self._locked(job_id, INDEX_FILE):
+        with self.locked(job_id, INDEX_FILE):
             index = self._index(job_dir)
             index[rel] = {"size": total, "sha256": sha256}
             write_json_atomic(job_dir / INGEST_DIR / INDEX_FILE, index)

@@ -17,6 +17,8 @@ from typing import Any
 
 from notebench.client import API_PREFIX, ApiError
 
+from ..resumable import OFFSET_HEADER
+
 
 class IngestError(ApiError):
     """An error answer of an ingest route; ``details`` holds its extra fields (``size``)."""
@@ -80,6 +82,32 @@ class IngestClient:
         return self._call("PUT", "/files/" + urllib.parse.quote(rel),
                           {"offset": offset, "total": total, "sha256": sha256}, data)
 
+    def upload_create(self, rel: str, size: int, sha256: str) -> dict[str, Any]:
+        """``POST ingest/uploads``: a resumable upload of a large file; its status."""
+        body = json.dumps({"name": rel, "size": size, "sha256": sha256}).encode()
+        return self._call("POST", "/uploads", {}, body, "application/json")
+
+    def upload_patch(self, uid: str, offset: int, data: bytes) -> dict[str, Any]:
+        """``PATCH ingest/uploads/<uid>`` with ``Upload-Offset``: the next chunk."""
+        return self._call("PATCH", f"/uploads/{uid}", {}, data,
+                          "application/offset+octet-stream", {OFFSET_HEADER: str(offset)})
+
+    def upload_offset(self, uid: str) -> int:
+        """``HEAD ingest/uploads/<uid>``: the offset the server's copy reached."""
+        _, headers, _ = self._request("HEAD", f"/uploads/{uid}", {}, None)
+        try:
+            return int(headers.get(OFFSET_HEADER) or "")
+        except ValueError:
+            raise ConnectionError(f"HEAD /uploads/{uid}: no {OFFSET_HEADER}") from None
+
+    def upload_complete(self, uid: str) -> dict[str, Any]:
+        """``POST ingest/uploads/<uid>/complete``: check and put the file in place."""
+        return self._call("POST", f"/uploads/{uid}/complete", {}, b"")
+
+    def upload_delete(self, uid: str) -> dict[str, Any]:
+        """``DELETE ingest/uploads/<uid>``: abort an upload."""
+        return self._call("DELETE", f"/uploads/{uid}", {}, None)
+
     def heartbeat(self, info: Mapping[str, Any]) -> dict[str, Any]:
         """``POST ingest/heartbeat``: where the job runs; answers the control."""
         return self._call("POST", "/heartbeat", {}, json.dumps(dict(info)).encode(),
@@ -91,9 +119,23 @@ class IngestClient:
             self._conn = None
 
     def _call(self, method: str, suffix: str, query: dict[str, Any], body: bytes | None,
-              content_type: str = "application/octet-stream") -> dict[str, Any]:
+              content_type: str = "application/octet-stream",
+              extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        _, _, raw = self._request(method, suffix, query, body, content_type, extra)
+        target = self.path + suffix
+        try:
+            answer = json.loads(raw) if raw else {}
+        except ValueError as exc:
+            raise ConnectionError(f"{method} {target}: not JSON: {raw[:200]!r}") from exc
+        return answer if isinstance(answer, dict) else {}
+
+    def _request(self, method: str, suffix: str, query: dict[str, Any], body: bytes | None,
+                 content_type: str = "application/octet-stream",
+                 extra: Mapping[str, str] | None = None
+                 ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One request: its status, headers and body (``IngestError`` for an error)."""
         target = self.path + suffix + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        headers = dict(self._headers)
+        headers = {**self._headers, **(extra or {})}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -108,11 +150,7 @@ class IngestClient:
             raise ConnectionError(f"{method} {target}: {type(exc).__name__}: {exc}") from exc
         if response.status >= 400:
             raise IngestError.from_answer(response.status, raw)
-        try:
-            answer = json.loads(raw) if raw else {}
-        except ValueError as exc:
-            raise ConnectionError(f"{method} {target}: not JSON: {raw[:200]!r}") from exc
-        return answer if isinstance(answer, dict) else {}
+        return response.status, response.headers, raw
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:

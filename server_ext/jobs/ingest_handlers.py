@@ -21,16 +21,19 @@ from notebench.jobprotocol import TERMINAL
 
 from ..bounds import MAX_SAFE_INT
 from ..errors import ApiError, bad_request, conflict
+from ..filesink import FileSink
 from ..handlers import NotebenchHandler
-from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative
+from ..resumable import LENGTH_HEADER, OFFSET_HEADER, UPLOAD_ID_PATTERN, parse_offset
+from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative, storage_error
 
 if TYPE_CHECKING:
+    from .ingest_uploads import IngestUploads
     from .remote_control import RemoteControl
     from .service import NotebenchJobService
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 #: what a heartbeat may say of where the job runs, and the type of each
-_PLACEMENT = {"worker": str, "host": str, "pid": int}
+_PLACEMENT = {"worker": str, "host": str, "pid": int, "threads": int}
 
 
 def chunk_too_large() -> ApiError:
@@ -251,6 +254,163 @@ class FileIngestHandler(_ChunkHandler):
         self.write_json({**result, "control": await self.control(job_id, self.remote)})
 
 
+#: clean-ups that run after their request (referenced until done)
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+class _UploadsBase(IngestHandlerBase):
+    @property
+    def uploads(self) -> IngestUploads:
+        return self.jobs.ingest.uploads
+
+    def upload_url(self, job_id: str, uid: str) -> str:
+        return f"{self.base_url}notebench/api/lifecycle/jobs/{job_id}/ingest/uploads/{uid}"
+
+
+class UploadsIngestHandler(_UploadsBase):
+    """``POST lifecycle/jobs/{id}/ingest/uploads {name, size, sha256}``: start a resumable
+    upload of a large file (``name``: its path in the job directory)."""
+
+    async def post(self, job_id: str) -> None:
+        self.require_writable()
+        body = self.json_body()
+        remote = await self.live_remote(job_id)
+        status = await self.uploads.create(job_id, body, self.jobs.max_ingest_file_bytes)
+        remote.heard(job_id, {})
+        self.set_header(OFFSET_HEADER, "0")
+        self.set_header("Location", self.upload_url(job_id, status["id"]))
+        self.write_json({**status, "control": await self.control(job_id, remote)},
+                        status=201)
+
+
+@stream_request_body
+class UploadSessionIngestHandler(_UploadsBase):
+    """``HEAD``/``GET`` (the offset reached), ``PATCH`` (a chunk at ``Upload-Offset``),
+    ``DELETE`` (abort) of ``lifecycle/jobs/{id}/ingest/uploads/{uid}``. A chunk streams
+    into the part file; one cut off keeps what arrived, fsynced: ``HEAD`` says where to
+    go on."""
+
+    methods = ("HEAD", "GET", "PATCH", "DELETE", "OPTIONS")
+    sink: FileSink | None = None
+    remote: RemoteControl | None = None
+    failed = False
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        method = self.request.method or ""
+        if method not in self.methods:  # before Tornado reads any of the body
+            raise ApiError(405, "method_not_allowed", f"{method} is not served here "
+                           f"(allowed: {', '.join(self.methods[:-1])})")
+        if method != "PATCH":
+            return
+        self.require_writable()
+        job_id, uid = self.path_args[0], self.path_args[1]
+        offset = parse_offset(self.request.headers.get(OFFSET_HEADER)
+                              or self.get_query_argument("offset", None))
+        self.remote = await self.live_remote(job_id)
+        size = (await self.uploads.status(job_id, uid))["size"]
+        remaining = max(size - offset, 0)
+        raw = self.request.headers.get("Content-Length")
+        if raw is not None:
+            try:
+                declared = int(raw)
+            except ValueError:
+                raise bad_request("invalid Content-Length") from None
+            if declared > remaining:
+                raise self.past_size(size)
+        self.sink = await self.uploads.open_chunk(job_id, uid, offset)
+        self.request.connection.set_max_body_size(remaining)  # type: ignore[union-attr]
+
+    @staticmethod
+    def past_size(size: int) -> ApiError:
+        return ApiError(413, "too_large", f"the chunk goes past the upload's size of {size} "
+                        "bytes", max_bytes=size)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.failed or self._finished or self.sink is None:
+            return  # also the body of a request prepare() let through unread
+        try:
+            await self.sink.feed(chunk)
+        except ApiError as exc:
+            await self.refuse(self.past_size(self.sink.limit) if exc.status == 413 else exc)
+        except OSError as exc:
+            await self.refuse(storage_error(exc))
+
+    async def refuse(self, error: ApiError) -> None:
+        """Answer now; what was written so far stays (the offset reached)."""
+        self.failed = True
+        await self.release()
+        if not self._finished:
+            self.send_error(error.status, exc_info=(type(error), error, None))
+
+    async def release(self) -> dict[str, Any] | None:
+        """End the chunk: what arrived is fsynced and counts; the upload's status."""
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return None
+        return await self.uploads.close_chunk(self.path_args[0], self.path_args[1], sink)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if self.sink is not None:  # cut off mid-chunk: keep what arrived
+            _spawn(self.release())
+
+    def on_finish(self) -> None:
+        if self.sink is not None:
+            _spawn(self.release())
+
+    async def patch(self, job_id: str, uid: str) -> None:
+        if self.failed or self._finished:
+            return
+        try:
+            status = await self.release()
+        except OSError as exc:
+            raise storage_error(exc) from None
+        assert status is not None and self.remote is not None
+        self.remote.heard(job_id, {})
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.write_json({**status, "control": await self.control(job_id, self.remote)})
+
+    async def head(self, job_id: str, uid: str) -> None:
+        (await self.live_remote(job_id)).heard(job_id, {})
+        status = await self.uploads.status(job_id, uid)
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.set_header(LENGTH_HEADER, str(status["size"]))
+        self.set_header("Cache-Control", "no-store")
+        self.finish()
+
+    async def get(self, job_id: str, uid: str) -> None:
+        (await self.live_remote(job_id)).heard(job_id, {})
+        status = await self.uploads.status(job_id, uid)
+        self.set_header(OFFSET_HEADER, str(status["offset"]))
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(status)
+
+    async def delete(self, job_id: str, uid: str) -> None:
+        self.require_writable()
+        await self.live_remote(job_id)
+        await self.uploads.abort(job_id, uid)
+        self.write_json({"id": uid, "state": "aborted"})
+
+
+class UploadCompleteIngestHandler(_UploadsBase):
+    """``POST lifecycle/jobs/{id}/ingest/uploads/{uid}/complete``: check size and sha256,
+    put the file in place (as the last chunk of a whole-file ``PUT`` does)."""
+
+    async def post(self, job_id: str, uid: str) -> None:
+        self.require_writable()
+        remote = await self.live_remote(job_id)
+        placed = await self.uploads.complete(job_id, uid)
+        remote.heard(job_id, {})
+        self.write_json({**placed, "control": await self.control(job_id, remote)})
+
+
 def ingest_routes(job_id: str) -> list[tuple[str, type]]:
     """The routes, for ``handlers.jobs_routes`` (``job_id``: the id's pattern group)."""
     return [
@@ -258,4 +418,9 @@ def ingest_routes(job_id: str) -> list[tuple[str, type]]:
         (rf"lifecycle/jobs/{job_id}/ingest/heartbeat", HeartbeatHandler),
         (rf"lifecycle/jobs/{job_id}/ingest/streams/([^/]+)", StreamIngestHandler),
         (rf"lifecycle/jobs/{job_id}/ingest/files/(.+)", FileIngestHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/uploads", UploadsIngestHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/uploads/({UPLOAD_ID_PATTERN})",
+         UploadSessionIngestHandler),
+        (rf"lifecycle/jobs/{job_id}/ingest/uploads/({UPLOAD_ID_PATTERN})/complete",
+         UploadCompleteIngestHandler),
     ]

@@ -250,6 +250,34 @@ def test_the_final_flush_sends_a_file_written_at_the_end(harness: Harness,
     assert standin.files["metrics.csv"] == b"step,loss\n1,0.5\n"
 
 
+def test_large_files_go_through_resumable_uploads_through_cuts(
+        harness: Harness, standin: IngestStandIn, job_dir: Path) -> None:
+    model = os.urandom(50_000)
+    (job_dir / "model.pt").write_bytes(model)
+    (job_dir / "small.txt").write_text("under the threshold")
+    standin.cut_next_patch(3000)  # a chunk cut off: 3000 of its bytes arrived
+    harness.start(chunk_bytes=8000, upload_threshold_bytes=10_000)
+    wait_until(lambda: standin.files.get("model.pt") == model)
+    def creates() -> int:
+        return sum(1 for m, r, _ in standin.requests if (m, r) == ("POST", "/uploads"))
+
+    assert creates() == 1  # resumed, not started again
+    assert standin.routes("HEAD", "/uploads/"), "the offset was asked after the cut"
+    assert standin.mismatches == 0  # it went on from HEAD's offset
+    assert len(standin.routes("PATCH", "/uploads/")) >= 7
+    assert not standin.routes("PUT", "/files/model.pt")
+    assert standin.routes("PUT", "/files/small.txt") and not standin.uploads
+
+    newer = os.urandom(30_000)  # the server loses the upload mid-way: started again
+    standin.cut_next_patch(5000, forget=True)
+    (job_dir / "model.pt").write_bytes(newer)
+    forwarder = harness.finish()
+    assert forwarder.flushed and standin.files["model.pt"] == newer
+    assert creates() == 3
+    completes = [r for m, r, _ in standin.requests if m == "POST" and r.endswith("/complete")]
+    assert len(completes) == 2 and not standin.uploads
+
+
 # -- control -------------------------------------------------------------------------------
 
 

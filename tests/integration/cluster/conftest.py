@@ -34,8 +34,10 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
 @pytest.fixture
 def dask_config(dask_cluster: DaskCluster) -> dict[str, Any]:
     """``c.NotebenchDaskCluster`` for the test server."""
+    # files over 16 KiB (output notebooks, checkpoints) take the resumable upload protocol
     return {"scheduler_address": dask_cluster.address, "heartbeat_seconds": 0.5,
-            "grace_seconds": 30.0, "lost_after_seconds": 10.0}
+            "grace_seconds": 30.0, "lost_after_seconds": 10.0,
+            "upload_threshold_bytes": 16 << 10}
 
 
 @pytest.fixture

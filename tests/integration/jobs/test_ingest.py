@@ -19,9 +19,12 @@ from tornado.httpclient import AsyncHTTPClient
 from notebench.jobprotocol import CONTROL_FILE, write_json_atomic
 from notebench.server.credentials import JobTokens, load_secret
 from notebench.server.jobs.ingest import MAX_INGEST_CHUNK
+from notebench.server.jobs.ingest_uploads import IngestUploads
 from notebench.server.jobs.remote_control import RemoteControl
 from notebench.server.services import JOB_TOKEN_KEY
 from tests.integration.assets.conftest import RawConnection
+from tests.integration.jobs.conftest import bus_events
+from tests.openapi_check import validate_response
 from tests.waiting import wait_for
 
 QUEUED_ONLY = {"cpu_slots": 0, "tick_seconds": 0.2, "stall_minutes": 0.0}
@@ -274,28 +277,12 @@ async def test_heartbeats_record_contact_and_placement(remote, queued, ingest, j
 async def test_a_forwarders_notes_reach_the_jobs_log_and_topic(remote, queued, ingest,
                                                                jobs_api, services):
     job_id = await queued()
-    seen: list[Any] = []
-
-    class Listener:
-        internal = True
-        topics = frozenset({"jobs"})
-
-        def push(self, events: list[Any]) -> None:
-            seen.extend(e for e in events if e.type == "remote")
-
-        def push_heartbeat(self) -> None:
-            pass
-
-    listener = Listener()
-    services.bus.subscribe(listener)
-    try:
-        notes = [{"kind": "reconnected", "after_seconds": 4.5, "unsent_bytes": 1200},
-                 {"kind": "grace_stop", "after_seconds": 60}]
+    notes = [{"kind": "reconnected", "after_seconds": 4.5, "unsent_bytes": 1200},
+             {"kind": "grace_stop", "after_seconds": 60}]
+    with bus_events(services.bus, "jobs", "remote") as seen:
         beat = await ingest.heartbeat(job_id, {"notes": notes})
         assert beat.status == 200, beat.body
         await wait_for(lambda: len(seen) >= 2, 10)  # the bus delivers after the answer
-    finally:
-        services.bus.unsubscribe(listener)
     assert [e.data["kind"] for e in seen] == ["reconnected", "grace_stop"]
     assert seen[0].data == {"job_id": job_id, **notes[0]}
     records = await jobs_api.logs(job_id, source="jobs")
@@ -396,3 +383,198 @@ async def test_the_servers_tokens_come_from_the_workspace_key(services):
     restarted = JobTokens(load_secret(key))
     restarted.allow("j-0123456789ab")
     assert restarted.resolve(services.job_tokens.mint("j-0123456789ab")) == "j-0123456789ab"
+
+
+# -- large files: the resumable upload protocol under the job's ingest routes ---------------
+
+
+@pytest.fixture
+def uploads(api):
+    """Calls of the ingest uploads routes (``token``: a job token instead of the owner's)."""
+
+    def auth(token: str | None) -> dict[str, str]:
+        return {"Authorization": f"token {token}"} if token else {}
+
+    class Uploads:
+        async def create(self, job_id: str, name: str, data: bytes, digest: str | None = None,
+                         token: str | None = None, **extra: Any):
+            body = {"name": name, "size": len(data), "sha256": digest or sha(data), **extra}
+            return await api("POST", f"lifecycle/jobs/{job_id}/ingest/uploads", body,
+                             headers=auth(token))
+
+        async def patch(self, job_id: str, uid: str, offset: int, data: bytes,
+                        token: str | None = None):
+            return await api("PATCH", f"lifecycle/jobs/{job_id}/ingest/uploads/{uid}", data,
+                             headers={"Upload-Offset": str(offset), **auth(token),
+                                      "Content-Type": "application/offset+octet-stream"})
+
+        async def head(self, job_id: str, uid: str, token: str | None = None):
+            path = f"lifecycle/jobs/{job_id}/ingest/uploads/{uid}"
+            response = await api("HEAD", path, headers=auth(token), validate=False)
+            if response.status == 200:  # an error's answer has no body to check
+                validate_response("HEAD", f"notebench/api/{path}", 200, b"")
+            return response
+
+        async def get(self, job_id: str, uid: str, token: str | None = None):
+            return await api("GET", f"lifecycle/jobs/{job_id}/ingest/uploads/{uid}",
+                             headers=auth(token))
+
+        async def delete(self, job_id: str, uid: str, token: str | None = None):
+            return await api("DELETE", f"lifecycle/jobs/{job_id}/ingest/uploads/{uid}",
+                             headers=auth(token))
+
+        async def complete(self, job_id: str, uid: str, token: str | None = None):
+            return await api("POST", f"lifecycle/jobs/{job_id}/ingest/uploads/{uid}/complete",
+                             headers=auth(token))
+
+    return Uploads()
+
+
+def upload_files(job_dir: Path) -> list[str]:
+    folder = job_dir / ".ingest" / "uploads"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+async def test_a_large_file_upload_resumes_after_a_cut_off_chunk(
+        remote, queued, uploads, job_dir, ingest, services, jp_http_port, jp_auth_header,
+        jp_base_url):
+    job_id = await queued()
+    data = os.urandom(3_000_000)
+    rel = "checkpoints/epoch-1/model.pt"
+    target = job_dir(job_id) / rel
+    created = await uploads.create(job_id, rel, data)
+    assert created.status == 201, created.body
+    uid = created.body["id"]
+    assert created.headers["Upload-Offset"] == "0"
+    assert created.headers["Location"].endswith(
+        f"notebench/api/lifecycle/jobs/{job_id}/ingest/uploads/{uid}")
+    assert created.body["name"] == rel and created.body["offset"] == 0
+    first = await uploads.patch(job_id, uid, 0, data[:1_000_000])
+    assert first.status == 200, first.body
+    assert first.body["offset"] == 1_000_000 and first.headers["Upload-Offset"] == "1000000"
+
+    # a chunk cut off after 700,000 of its 2,000,000 bytes: what arrived is kept
+    conn = RawConnection(jp_http_port, jp_auth_header)
+    await conn.open("PATCH", f"{jp_base_url}notebench/api/lifecycle/jobs/{job_id}/ingest/"
+                             f"uploads/{uid}",
+                    {"Upload-Offset": "1000000", "Content-Length": "2000000",
+                     "Content-Type": "application/offset+octet-stream"})
+    await conn.send(data[1_000_000:1_700_000])
+    await conn.close()
+
+    async def released() -> bool:  # complete answers upload_busy while the chunk is held
+        early = await uploads.complete(job_id, uid)
+        return early.body["error"]["code"] == "incomplete"
+
+    await wait_for(released, 20)
+    head = await uploads.head(job_id, uid)
+    assert head.status == 200
+    assert head.headers["Upload-Offset"] == "1700000"
+    assert head.headers["Upload-Length"] == str(len(data))
+    assert not target.exists()
+
+    # a server restart forgets what it held in memory: the files on disk carry on
+    services.jobs.ingest.uploads = IngestUploads(services.jobs.ingest)
+    status = await uploads.get(job_id, uid)
+    assert status.status == 200 and status.body["offset"] == 1_700_000
+    stale = await uploads.patch(job_id, uid, 1_000_000, data[1_000_000:])
+    assert stale.status == 409 and stale.body["error"]["code"] == "offset_mismatch"
+    assert stale.body["error"]["details"]["offset"] == 1_700_000
+    rest = await uploads.patch(job_id, uid, 1_700_000, data[1_700_000:])
+    assert rest.status == 200 and rest.body["offset"] == len(data)
+    done = await uploads.complete(job_id, uid)
+    assert done.status == 200, done.body
+    assert done.body["complete"] is True and done.body["sha256"] == sha(data)
+    assert target.read_bytes() == data
+    assert upload_files(job_dir(job_id)) == []  # nothing partial left
+    assert (await ingest.state(job_id)).body["files"] == {
+        rel: {"size": len(data), "sha256": sha(data)}}
+    assert (await uploads.head(job_id, uid)).status == 404
+    assert (await uploads.complete(job_id, uid)).status == 404
+
+
+async def test_a_large_file_with_the_wrong_digest_leaves_nothing(remote, queued, uploads,
+                                                                 job_dir):
+    job_id = await queued()
+    data = b"weights" * 10_000
+    created = await uploads.create(job_id, "model.pt", data, digest=sha(b"other"))
+    uid = created.body["id"]
+    assert (await uploads.patch(job_id, uid, 0, data)).status == 200
+    done = await uploads.complete(job_id, uid)
+    assert done.status == 400 and done.body["error"]["code"] == "digest_mismatch"
+    assert done.body["error"]["details"]["received"] == sha(data)
+    assert not (job_dir(job_id) / "model.pt").exists()
+    assert upload_files(job_dir(job_id)) == []
+    assert (await uploads.get(job_id, uid)).status == 404
+
+
+async def test_large_file_uploads_are_checked_before_any_byte(remote, queued, uploads,
+                                                              job_dir, services):
+    job_id = await queued()
+    data = b"x" * 100
+    for name in ("../outside.pt", "/etc/passwd", ".hidden", "a/.b/c", "job.json",
+                 "events.jsonl", "a\\b", "a//b", ""):
+        refused = await uploads.create(job_id, name, data)
+        assert refused.status == 400, (name, refused.body)
+        assert refused.body["error"]["code"] == "unsafe_path", name
+    bad_digest = await uploads.create(job_id, "a.pt", data, digest="xyz")
+    assert bad_digest.status == 400 and bad_digest.body["error"]["code"] == "invalid_digest"
+    huge = await api_size(uploads, job_id, services.jobs.max_ingest_file_bytes + 1)
+    assert huge.status == 413 and huge.body["error"]["code"] == "too_large"
+    uid = (await uploads.create(job_id, "small.pt", data)).body["id"]
+    past = await uploads.patch(job_id, uid, 0, data + b"more")
+    assert past.status == 413 and past.body["error"]["code"] == "too_large"
+    early = await uploads.complete(job_id, uid)
+    assert early.status == 409 and early.body["error"]["code"] == "incomplete"
+    again = await uploads.create(job_id, "small.pt", data)  # a newer version replaces it
+    assert again.status == 201 and (await uploads.get(job_id, uid)).status == 404
+    for index in range(3):
+        assert (await uploads.create(job_id, f"f{index}.pt", data)).status == 201
+    over = await uploads.create(job_id, "f3.pt", data)
+    assert over.status == 429 and over.body["error"]["code"] == "too_many_uploads"
+    aborted = await uploads.delete(job_id, again.body["id"])
+    assert aborted.status == 200 and aborted.body == {"id": again.body["id"],
+                                                      "state": "aborted"}
+    assert (await uploads.create(job_id, "f3.pt", data)).status == 201
+    assert len(upload_files(job_dir(job_id))) == 8  # four records, four parts
+    assert sorted(p.name for p in job_dir(job_id).iterdir()
+                  if p.suffix == ".pt") == []  # nothing in place before completion
+
+
+async def api_size(uploads: Any, job_id: str, size: int) -> Any:
+    """A create that declares ``size`` bytes (none are sent)."""
+    return await uploads.create(job_id, "big.pt", b"", size=size)
+
+
+async def test_large_file_uploads_take_only_their_jobs_token(remote, queued, uploads,
+                                                             services, jobs_api, job_dir):
+    job_id, other = await queued(), await queued()
+    services.job_tokens.allow(job_id)
+    services.job_tokens.allow(other)
+    token = services.job_tokens.mint(job_id)
+    data = b"checkpoint" * 1000
+    mine = await uploads.create(job_id, "ckpt.pt", data, token=token)
+    assert mine.status == 201, mine.body
+    theirs = (await uploads.create(other, "ckpt.pt", data)).body["id"]
+    for response in (await uploads.create(other, "x.pt", data, token=token),
+                     await uploads.patch(other, theirs, 0, data, token=token),
+                     await uploads.head(other, theirs, token=token),
+                     await uploads.get(other, theirs, token=token),
+                     await uploads.complete(other, theirs, token=token),
+                     await uploads.delete(other, theirs, token=token)):
+        assert response.status == 403, response.status
+    assert (await uploads.get(other, theirs)).body["offset"] == 0
+    uid = mine.body["id"]
+    assert (await uploads.patch(job_id, uid, 0, data, token=token)).status == 200
+    assert (await uploads.head(job_id, uid, token=token)).headers["Upload-Offset"] == str(
+        len(data))
+    done = await uploads.complete(job_id, uid, token=token)
+    assert done.status == 200 and (job_dir(job_id) / "ckpt.pt").read_bytes() == data
+
+    await jobs_api.control(other, "cancel")  # an ended job: 409
+    ended = await uploads.get(other, theirs)
+    assert ended.status == 409 and ended.body["error"]["code"] == "job_ended"
+    assert upload_files(job_dir(other)) == [f"{theirs}.json", f"{theirs}.part"]
+    assert services.jobs.ingest.forget in services.jobs.supervisor.retire_hooks
+    services.jobs.ingest.forget(other)  # as a live job retires: its uploads go
+    await wait_for(lambda: upload_files(job_dir(other)) == [], 10)

@@ -201,6 +201,19 @@ class NotebenchHandler(APIHandler):
             raise bad_request("the body must be a JSON object", "invalid_json")
         return body
 
+    def declared_length(self) -> int | None:
+        """The request's ``Content-Length`` (None when absent); 400 when malformed."""
+        raw = self.request.headers.get("Content-Length")
+        if raw is None:
+            return None
+        try:
+            length = int(raw)
+        except ValueError:
+            raise bad_request("invalid Content-Length") from None
+        if length < 0:
+            raise bad_request("invalid Content-Length")
+        return length
+
     def number_arg(self, name: str, kind: type = float, *, low: float | None = None,
                    high: float | None = None) -> Any:
         """A numeric query argument (None when absent): finite, in ``[low, high]`` (by

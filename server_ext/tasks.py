@@ -37,3 +37,8 @@ class TaskSet:
         """Wait until no task is left, including those the finished ones started."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+#: clean-ups that outlive the request that started them (a handler that ends before its
+#: streamed body's sink is released); kept until done
+DETACHED = TaskSet()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import urllib.parse
@@ -22,6 +21,7 @@ from ..resumable import (
     check_digest,
     parse_offset,
 )
+from ..tasks import DETACHED
 from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
 from .idle import Receiving
@@ -74,19 +74,6 @@ class AssetsHandler(NotebenchHandler):
                                              "needs execute permission on kernels")
 
 
-def _declared_length(handler: NotebenchHandler) -> int | None:
-    raw = handler.request.headers.get("Content-Length")
-    if raw is None:
-        return None
-    try:
-        length = int(raw)
-    except ValueError:
-        raise bad_request("invalid Content-Length") from None
-    if length < 0:
-        raise bad_request("invalid Content-Length")
-    return length
-
-
 def _tune_connection(handler: NotebenchHandler, max_body: int, chunk: int) -> None:
     """Raise this request's body limit; read the body in larger chunks (this connection)."""
     connection = handler.request.connection
@@ -99,16 +86,6 @@ def _tune_connection(handler: NotebenchHandler, max_body: int, chunk: int) -> No
     stream = getattr(connection, "stream", None)
     if stream is not None and chunk and getattr(stream, "read_chunk_size", 0) < chunk:
         stream.read_chunk_size = chunk  # bytes per recv() of this socket
-
-
-_BACKGROUND: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    """Run a clean-up after the request (a reference is kept until it is done)."""
-    task = asyncio.ensure_future(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
 
 
 class _StreamedBody(AssetsHandler):
@@ -172,12 +149,12 @@ class _StreamedBody(AssetsHandler):
         super().on_connection_close()
         if self.receiving:
             self.stop_receiving()
-            _spawn(self.discard())
+            DETACHED.spawn(self.discard())
 
     def on_finish(self) -> None:
         self.stop_receiving()
         if self.holds_data():
-            _spawn(self.discard())
+            DETACHED.spawn(self.discard())
 
 
 @stream_request_body
@@ -206,7 +183,7 @@ class UploadHandler(_StreamedBody):
         expected = check_digest(self.raw_argument("sha256")
                                 or self.request.headers.get(DIGEST_HEADER))
         boundary = boundary_of(self.request.headers.get("Content-Type", ""))
-        declared = _declared_length(self)
+        declared = self.declared_length()
         allowance = limit + (MULTIPART_SLACK if boundary else 0)
         if declared is not None and declared > allowance:
             raise too_large(limit)
@@ -296,7 +273,7 @@ class UploadSessionHandler(_StreamedBody):
         offset = parse_offset(self.request.headers.get(OFFSET_HEADER)
                               or self.raw_argument("offset"))
         status = await self.assets.uploads.status(self.uid)
-        declared = _declared_length(self)
+        declared = self.declared_length()
         remaining = status["size"] - offset
         if declared is not None and declared > max(remaining, 0):
             raise too_large(status["size"])

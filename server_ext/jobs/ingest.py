@@ -157,7 +157,7 @@ class IngestSink:
             if size < total:
                 return {"size": size, "complete": False}
             try:
-                self._finish(job_id, job_dir, rel, part, total, sha256)
+                self._finish(job_id, rel, part, total, sha256)
             except OSError as exc:
                 raise storage_error(exc) from None
         return {"size": total, "complete": True}
@@ -216,8 +216,7 @@ class IngestSink:
             os.close(fd)
         return size
 
-    def _finish(self, job_id: str, job_dir: Path, rel: str, part: Path, total: int,
-                sha256: str) -> None:
+    def _finish(self, job_id: str, rel: str, part: Path, total: int, sha256: str) -> None:
         """Check the complete part's digest, put it in place, record it in the index."""
         if file_sha256(part) != sha256:
             part.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from ..errors import ApiError, bad_request, conflict
 from ..filesink import FileSink
 from ..handlers import NotebenchHandler
 from ..resumable import LENGTH_HEADER, OFFSET_HEADER, UPLOAD_ID_PATTERN, parse_offset
+from ..tasks import DETACHED
 from .ingest import MAX_INGEST_CHUNK, STREAMS, check_relative, storage_error
 
 if TYPE_CHECKING:
@@ -164,14 +165,9 @@ class _ChunkHandler(IngestHandlerBase):
                                f"(allowed: {self.body_method})")
             return
         self.require_writable()
-        raw = self.request.headers.get("Content-Length")
-        if raw is not None:
-            try:
-                declared = int(raw)
-            except ValueError:
-                raise bad_request("invalid Content-Length") from None
-            if declared > MAX_INGEST_CHUNK:
-                raise chunk_too_large()
+        declared = self.declared_length()
+        if declared is not None and declared > MAX_INGEST_CHUNK:
+            raise chunk_too_large()
         self.check_arguments(self.path_args[1])
         self.remote = await self.live_remote(self.path_args[0])
         self._chunks: list[bytes] = []
@@ -254,16 +250,6 @@ class FileIngestHandler(_ChunkHandler):
         self.write_json({**result, "control": await self.control(job_id, self.remote)})
 
 
-#: clean-ups that run after their request (referenced until done)
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
 class _UploadsBase(IngestHandlerBase):
     @property
     def uploads(self) -> IngestUploads:
@@ -316,14 +302,9 @@ class UploadSessionIngestHandler(_UploadsBase):
         self.remote = await self.live_remote(job_id)
         size = (await self.uploads.status(job_id, uid))["size"]
         remaining = max(size - offset, 0)
-        raw = self.request.headers.get("Content-Length")
-        if raw is not None:
-            try:
-                declared = int(raw)
-            except ValueError:
-                raise bad_request("invalid Content-Length") from None
-            if declared > remaining:
-                raise self.past_size(size)
+        declared = self.declared_length()
+        if declared is not None and declared > remaining:
+            raise self.past_size(size)
         self.sink = await self.uploads.open_chunk(job_id, uid, offset)
         self.request.connection.set_max_body_size(remaining)  # type: ignore[union-attr]
 
@@ -359,11 +340,11 @@ class UploadSessionIngestHandler(_UploadsBase):
     def on_connection_close(self) -> None:
         super().on_connection_close()
         if self.sink is not None:  # cut off mid-chunk: keep what arrived
-            _spawn(self.release())
+            DETACHED.spawn(self.release())
 
     def on_finish(self) -> None:
         if self.sink is not None:
-            _spawn(self.release())
+            DETACHED.spawn(self.release())
 
     async def patch(self, job_id: str, uid: str) -> None:
         if self.failed or self._finished:

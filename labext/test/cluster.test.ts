@@ -72,6 +72,9 @@ describe('cluster model', () => {
     expect(placement(job({ runner: { ...REMOTE_RUNNER, host: undefined, gpu_uuids: undefined } })))
       .toEqual({ where: 'tcp://10.0.0.2:4000', worker: 'tcp://10.0.0.2:4000', gpus: [] });
     expect(placement(job({ runner: { pid: null, executor: 'dask' } }))).toBeNull();
+    // the runner's own record (pid, no executor) with the worker's report merged in
+    expect(placement(job({ runner: { pid: 7, worker: 'tcp://10.0.0.2:4000', host: 'gpu-node-1' } })))
+      .toEqual({ where: 'gpu-node-1', worker: 'tcp://10.0.0.2:4000', gpus: [] });
     expect(placement(job({ runner: { pid: 12, host: 'here' } }))).toBeNull();
     expect(placement(job(undefined))).toBeNull();
   });

@@ -95,7 +95,8 @@ class HeartbeatHandler(IngestHandlerBase):
         info = placement_of(body)
         notes = notes_of(body)
         remote = await self.live_remote(job_id)
-        remote.heard(job_id, info)
+        if remote.heard(job_id, info):
+            await self.jobs.placed(job_id)
         for note in notes:
             self.jobs.remote_note(job_id, note)
         self.write_json({"control": await self.control(job_id, remote)})

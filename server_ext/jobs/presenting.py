@@ -59,11 +59,13 @@ class JobPresenter:
     """Rows to the API's job objects (see the module docstring)."""
 
     def __init__(self, live: LiveJobs, workspace_path: Path,
-                 placement: Callable[[str], dict[str, Any]] | None = None) -> None:
+                 placement: Callable[[str], dict[str, Any]] | None = None,
+                 executor_name: str = "") -> None:
         self.live = live
         self.workspace_path = workspace_path
         #: where a live job runs (worker, host, GPU UUIDs), for jobs on other machines
         self.placement = placement
+        self.executor_name = executor_name
         self._usage_sources: list[UsageSource] = []
 
     def add_usage_source(self, source: UsageSource) -> None:
@@ -129,7 +131,8 @@ class JobPresenter:
                      else dict(row["processes"]))
         where = self.placement(job_id) if followed is not None and self.placement else None
         if where:
-            processes["runner"] = {**(processes.get("runner") or {}), **where}
+            processes["runner"] = {**(processes.get("runner") or {}), **where,
+                                   "executor": self.executor_name}
         return processes
 
     def _workspace_relative(self, path: Path) -> str:

@@ -62,14 +62,15 @@ class RemoteControl:
             remote = self._jobs.get(job_id) or _Remote()
             return {"stop": None, "paused": remote.paused, "signal": remote.signal}
 
-    def heard(self, job_id: str, info: dict[str, Any]) -> None:
+    def heard(self, job_id: str, info: dict[str, Any]) -> bool:
         """The job's forwarder called now; ``info`` (worker, host, GPU UUIDs, pid) updates
-        its placement."""
+        its placement. True when that changed where the job is known to run."""
         with self._lock:
             remote = self._get(job_id)
             remote.last_heard = self.clock()
-            if info:
-                remote.placement.update(info)
+            changed = any(remote.placement.get(k) != v for k, v in info.items())
+            remote.placement.update(info)
+            return changed
 
     def last_heard(self, job_id: str) -> float | None:
         """When (``clock`` seconds) the job was last heard from; None: never."""

@@ -153,7 +153,8 @@ class NotebenchJobService(LoggingConfigurable):
         live = LiveJobs()
         self.presenter = JobPresenter(
             live, self.workspace.path,
-            self.remote_control.placement if self.remote_control is not None else None)
+            self.remote_control.placement if self.remote_control is not None else None,
+            self.executor.name)
         self.events = JobEvents(self.repository, self.presenter, services.bus, services.logs)
         self.supervisor = JobSupervisor(
             live=live, repository=self.repository, events=self.events,
@@ -255,6 +256,11 @@ class NotebenchJobService(LoggingConfigurable):
     def _server_url(self) -> str:
         """The server's base URL (what remote jobs' forwarders send to)."""
         return str(getattr(self._serverapp, "connection_url", "") or "")
+
+    async def placed(self, job_id: str) -> None:
+        """A remote job's heartbeat said where it runs (first, or somewhere new): its
+        record as an ``updated`` event, so views show the place."""
+        self.events.publish_change(await self.get_job(job_id), "updated")
 
     def remote_note(self, job_id: str, note: dict[str, Any]) -> None:
         """What a remote job's forwarder reported (a cut, the grace's stop, its buffer):

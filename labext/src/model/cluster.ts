@@ -54,13 +54,14 @@ export interface Placement {
 }
 
 /** Where a remote job runs (`processes.runner` of a job on a Dask cluster); null for a
- * local job or one that has not reached a worker yet. */
+ * local job or one that has not reached a worker yet. A running job's runner record may
+ * lack `executor` (its runner's own record replaces the launch's): a worker marks it remote. */
 export function placement(job: Pick<Job, 'processes'> | null | undefined): Placement | null {
   const runner = (job?.processes as Record<string, any> | undefined)?.runner;
-  if (!runner || runner.executor !== 'dask') {
+  const worker = typeof runner?.worker === 'string' && runner.worker ? runner.worker : null;
+  if (!runner || (runner.executor !== 'dask' && !worker)) {
     return null;
   }
-  const worker = typeof runner.worker === 'string' && runner.worker ? runner.worker : null;
   const where = (typeof runner.host === 'string' && runner.host) || worker;
   if (!where) {
     return null;

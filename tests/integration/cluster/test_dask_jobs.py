@@ -52,8 +52,12 @@ async def _worker_names(api: Any) -> dict[str, str]:
 async def test_a_job_runs_on_a_worker_and_its_files_come_back(jobs_api, write_notebook,
                                                               services, api, jp_fetch):
     path = write_notebook("remote", [REPORT], PARAMS)
-    job = await jobs_api.submit(path, parameters={"steps": 20})
-    done = await jobs_api.wait(job["id"], timeout=180)
+    with bus_events(services.bus, "jobs", "updated") as updated:
+        job = await jobs_api.submit(path, parameters={"steps": 20})
+        done = await jobs_api.wait(job["id"], timeout=180)
+    # the worker's first heartbeat announced where the job runs
+    runner = updated[0].data["job"]["processes"]["runner"]
+    assert (runner["executor"], runner["worker"]) == ("dask", _worker_of(done))
     assert done["state"] == "succeeded", (done["reason"], done["error"])
     metrics = await jobs_api.metrics(job["id"], names="loss")
     assert metrics["series"][0]["count"] == 20  # every point once, none twice

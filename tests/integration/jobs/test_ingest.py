@@ -274,6 +274,23 @@ async def test_heartbeats_record_contact_and_placement(remote, queued, ingest, j
     assert (await ingest.state(job_id)).body["control"]["signal"] == "kill"
 
 
+async def test_a_heartbeat_saying_where_the_job_runs_announces_its_record(
+        remote, queued, ingest, services):
+    job_id = await queued()
+    place = {"worker": "tcp://10.0.0.7:40111", "host": "gpu-node-7", "gpu_uuids": ["GPU-x"]}
+    with bus_events(services.bus, f"job:{job_id}", "updated") as updated:
+        for beat in (place, place, {"worker": "tcp://10.0.0.8:40111"}, {}):
+            answer = await ingest.heartbeat(job_id, beat)
+            assert answer.status == 200, answer.body
+        await wait_for(lambda: len(updated) >= 2, 10)
+    assert [e.data["job"]["id"] for e in updated] == [job_id, job_id]
+    # only a new place counts: the same one again, or none, is no news
+    assert remote.placement(job_id) == {**place, "worker": "tcp://10.0.0.8:40111"}
+    assert not remote.heard(job_id, place | {"worker": "tcp://10.0.0.8:40111"})
+    assert not remote.heard(job_id, {})
+    assert remote.heard(job_id, {"threads": 4})
+
+
 async def test_a_forwarders_notes_reach_the_jobs_log_and_topic(remote, queued, ingest,
                                                                jobs_api, services):
     job_id = await queued()

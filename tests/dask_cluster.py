@@ -75,6 +75,16 @@ def _worker_env() -> dict[str, str]:
 
 
 
+#: the workers of the cluster tests: CPU units on one, a GPU (a named device) on the other
+TEST_WORKERS = {CPU_WORKER: ("CPU=2",), GPU_WORKER: ("GPU=1",)}
+TEST_ENVIRONMENTS = {GPU_WORKER: {"CUDA_VISIBLE_DEVICES": FAKE_GPU}}
+
+
+def start_test_cluster(root: Path) -> DaskCluster:
+    """A scheduler and the cluster tests' two workers (``TEST_WORKERS``)."""
+    return start_cluster(root, TEST_WORKERS, TEST_ENVIRONMENTS)
+
+
 def start_cluster(root: Path, workers: dict[str, tuple[str, ...]],
                   environments: dict[str, dict[str, str]] | None = None) -> DaskCluster:
     """A scheduler and the named workers (name -> its ``--resources``; ``environments``:

@@ -27,15 +27,20 @@ for i in range(steps):
 """
 
 
-def write_steps_notebook(path: Path) -> None:
+def write_job_notebook(path: Path, parameters: str, source: str) -> None:
+    """A two-cell job notebook: a ``parameters`` cell, then ``source``."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
                                  "display_name": "Python 3"}
-    params = nbformat.v4.new_code_cell("steps: int = 6\ndelay: float = 0.4")
+    params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(STEPS_SOURCE)]
+    nb.cells = [params, nbformat.v4.new_code_cell(source)]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
+
+
+def write_steps_notebook(path: Path) -> None:
+    write_job_notebook(path, "steps: int = 6\ndelay: float = 0.4", STEPS_SOURCE)
 
 
 @pytest.fixture(scope="module")

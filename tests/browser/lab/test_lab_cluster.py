@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from tests.browser.chromium import screenshot
@@ -24,9 +23,16 @@ from tests.browser.lab.conftest import (
     our_errors,
     show_training,
     wait_until,
+    write_job_notebook,
 )
 from tests.browser.lab.labserver import LabServer, installed_labextension
-from tests.dask_cluster import CPU_WORKER, FAKE_GPU, GPU_WORKER, DaskCluster, start_cluster
+from tests.dask_cluster import (
+    CPU_WORKER,
+    FAKE_GPU,
+    GPU_WORKER,
+    DaskCluster,
+    start_test_cluster,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,29 +54,16 @@ WORKER_ROW = SECTION + ' .nb-cluster-worker[data-address="{}"]'
 NONE = "\N{EN DASH}"  # an empty cell
 
 
-def write_hold_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}
-    params = nbformat.v4.new_code_cell('release: str = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(HOLD_SOURCE)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-
-
 @pytest.fixture(scope="module")
 def cluster_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """A Lab server whose jobs run on a scheduler with a CPU and a GPU worker."""
     installed_labextension()
-    cluster: DaskCluster = start_cluster(tmp_path_factory.mktemp("dask"),
-                                         {CPU_WORKER: ("CPU=2",), GPU_WORKER: ("GPU=1",)},
-                                         {GPU_WORKER: {"CUDA_VISIBLE_DEVICES": FAKE_GPU}})
+    cluster: DaskCluster = start_test_cluster(tmp_path_factory.mktemp("dask"))
     try:
         base = tmp_path_factory.mktemp("cluster-lab")
         root = base / "root"
         root.mkdir()
-        write_hold_notebook(root / "nbs" / "hold.ipynb")
+        write_job_notebook(root / "nbs" / "hold.ipynb", 'release: str = ""', HOLD_SOURCE)
         server = LabServer(root, config_dir=base / "config", extra=[
             "--NotebenchJobService.executor_class="
             "notebench.server.jobs.dask_executor.DaskExecutor",

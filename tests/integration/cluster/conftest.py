@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.dask_cluster import CPU_WORKER, FAKE_GPU, GPU_WORKER, DaskCluster, start_cluster
+from tests.dask_cluster import (
+    CPU_WORKER,
+    FAKE_GPU,
+    GPU_WORKER,
+    DaskCluster,
+    start_test_cluster,
+)
 from tests.integration.jobs.conftest import jobs_api, notebook, write_notebook  # noqa: F401
 
 __all__ = ["CPU_WORKER", "FAKE_GPU", "GPU_WORKER", "DaskCluster"]
@@ -22,9 +28,7 @@ __all__ = ["CPU_WORKER", "FAKE_GPU", "GPU_WORKER", "DaskCluster"]
 @pytest.fixture
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
     """A scheduler and two workers (``CPU=2``; ``GPU=1``), stopped after the test."""
-    cluster = start_cluster(tmp_path_factory.mktemp("dask"),
-                            {CPU_WORKER: ("CPU=2",), GPU_WORKER: ("GPU=1",)},
-                            {GPU_WORKER: {"CUDA_VISIBLE_DEVICES": FAKE_GPU}})
+    cluster = start_test_cluster(tmp_path_factory.mktemp("dask"))
     try:
         yield cluster
     finally:

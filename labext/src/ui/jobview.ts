@@ -6,7 +6,7 @@
 import { Widget } from '@lumino/widgets';
 import { attempt, Notebench } from '../context';
 import { formatBytes, formatDuration, formatMetric } from '../model/format';
-import { progressFraction } from '../model/jobs';
+import { liveDuration, progressFraction } from '../model/jobs';
 import { groupMetrics, SeriesSet } from '../model/series';
 import { Job, Series, TERMINAL_STATES } from '../model/types';
 import { StreamEvent } from '../stream/connection';
@@ -31,6 +31,9 @@ export class JobView extends Widget {
   private chartTimer: ReturnType<typeof setTimeout> | null = null;
   private outputTimer: ReturnType<typeof setInterval> | null = null;
   private disposers: (() => void)[] = [];
+  // a running job's duration ticks every second from when its record was read
+  private durationEl: HTMLElement | null = null;
+  private readAt = Date.now();
 
   constructor(private nb: Notebench, readonly jobId: string) {
     super();
@@ -59,6 +62,14 @@ export class JobView extends Widget {
         refetch: () => void this.load()
       })
     );
+    const ticker = setInterval(() => this.tickDuration(), 1000);
+    this.disposers.push(() => clearInterval(ticker));
+  }
+
+  private tickDuration(): void {
+    if (this.job?.state === 'running' && this.durationEl && this.isVisible) {
+      this.durationEl.textContent = formatDuration(liveDuration(this.job, this.readAt, Date.now()));
+    }
   }
 
   dispose(): void {
@@ -152,6 +163,9 @@ export class JobView extends Widget {
   }
 
   private setJob(job: Job): void {
+    if (job.duration !== this.job?.duration || job.state !== this.job?.state) {
+      this.readAt = Date.now(); // a record read from the server (a progress merge keeps both)
+    }
     this.job = job;
     const trans = this.nb.trans;
     this.title.label = job.name || job.id;
@@ -189,7 +203,9 @@ export class JobView extends Widget {
       h('div', { class: 'nb-progress' },
         h('div', { class: 'nb-progress-bar', style: `width: ${Math.round((fraction ?? 0) * 100)}%` })),
       h('div', { class: 'nb-facts' },
-        h('span', { class: 'nb-fact' }, h('b', {}, trans.__('duration')), ' ', formatDuration(job.duration)),
+        h('span', { class: 'nb-fact' }, h('b', {}, trans.__('duration')), ' ',
+          (this.durationEl = h('span', { class: 'nb-job-duration' },
+            formatDuration(liveDuration(job, this.readAt, Date.now()))))),
         runsOnFact(trans, job),
         job.progress?.epoch !== undefined
           ? h('span', { class: 'nb-fact' }, h('b', {}, trans.__('epoch')), ' ', formatMetric(job.progress.epoch))

@@ -1,8 +1,9 @@
-"""The ``notebench`` command: show the hardware profile, start JupyterLab or the dashboard.
+"""The ``notebench`` command: the hardware profile, JupyterLab, the dashboard, jobs.
 
 ``notebench profile`` prints what ``notebench.hardware`` sees (a table, or JSON);
 ``notebench serve`` runs ``jupyter lab`` opened on the notebench workspace;
-``notebench dashboard`` runs a Jupyter server with Voila opened on the dashboard.
+``notebench dashboard`` runs a Jupyter server with Voila opened on the dashboard;
+``notebench jobs ...`` lists, submits, follows and compares jobs (``cli_jobs``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["build_dashboard_command", "build_parser", "build_serve_command", "dashboard_url_path",
-           "main", "parse_args", "render_profile"]
+           "main", "parse_args", "render_profile", "write_json"]
 
 WORKSPACE_NAME = "notebench"  # the workspace folder, under the server's root dir
 NO_TORCH = {"installed": None, "skipped": True}
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--app", default="dashboard", choices=("dashboard", "jobs", "monitoring", "assets"),
         help="which dashboard to open (default: dashboard)",
     )
+    from .cli_jobs import add_jobs_parser
+
+    add_jobs_parser(sub)
     return parser
 
 
@@ -98,8 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "dashboard":
         return cmd_serve(args, build_dashboard_command(args))
+    if args.command == "jobs":
+        from .cli_jobs import run_jobs
+
+        return run_jobs(args)
     build_parser().print_help(sys.stderr)
     return 2
+
+
+def write_json(payload: Any, *, indent: bool = True) -> None:
+    """``payload`` as JSON on stdout (numpy values, non-string keys; others as text)."""
+    import orjson
+
+    options = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    if indent:
+        options |= orjson.OPT_INDENT_2
+    sys.stdout.write(orjson.dumps(payload, option=options, default=str).decode() + "\n")
 
 
 # ------------------------------------------------------------------------- profile
@@ -119,11 +137,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     profile = hardware_profile(**kwargs)
     settings = recommended_settings(profile)
     if args.json:
-        import orjson
-
-        payload = {"profile": profile, "recommended_settings": settings}
-        options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-        sys.stdout.write(orjson.dumps(payload, option=options, default=str).decode() + "\n")
+        write_json({"profile": profile, "recommended_settings": settings})
     else:
         sys.stdout.write(render_profile(profile, settings))
     return 0

@@ -104,6 +104,51 @@ def write_json_atomic(path: Path, value: Any) -> None:
     write_bytes_atomic(path, text.encode())
 
 
+# -- an interactive run's parameters and tags ---------------------------------------------
+
+MAX_RUN_PARAMS = 200  # parameters of one interactive run
+MAX_RUN_PARAMS_BYTES = 64 * 1024  # their JSON
+MAX_RUN_TAGS = 50
+MAX_RUN_NAME_LENGTH = 200  # a parameter's name, a tag
+
+
+def check_run_fields(params: Any, tags: Any) -> tuple[dict[str, Any], list[str]]:
+    """An interactive run's ``params`` and ``tags`` (``run.json``), checked and normalised.
+
+    ``params``: a dict of at most ``MAX_RUN_PARAMS`` names (non-empty strings) to JSON
+    values (no NaN or infinity), at most ``MAX_RUN_PARAMS_BYTES`` as JSON; ``tags``: a
+    list of at most ``MAX_RUN_TAGS`` non-empty strings (duplicates dropped). ``None``
+    means none. Raises ``ValueError`` saying what is wrong.
+    """
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict, not {type(params).__name__}")
+    if len(params) > MAX_RUN_PARAMS:
+        raise ValueError(f"at most {MAX_RUN_PARAMS} params ({len(params)} given)")
+    for name in params:
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_RUN_NAME_LENGTH:
+            raise ValueError(f"a param's name must be a non-empty string of at most "
+                             f"{MAX_RUN_NAME_LENGTH} characters: {name!r}")
+    try:
+        encoded = json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError("params must be JSON values (numbers, strings, booleans, None, "
+                         f"lists and dicts of them; no NaN or infinity): {error}") from None
+    if len(encoded.encode()) > MAX_RUN_PARAMS_BYTES:
+        raise ValueError(f"params take {len(encoded.encode())} bytes as JSON, more than "
+                         f"{MAX_RUN_PARAMS_BYTES}")
+    tags = [] if tags is None else tags
+    if not isinstance(tags, (list, tuple)):
+        raise ValueError(f"tags must be a list of strings, not {type(tags).__name__}")
+    if len(tags) > MAX_RUN_TAGS:
+        raise ValueError(f"at most {MAX_RUN_TAGS} tags ({len(tags)} given)")
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_RUN_NAME_LENGTH:
+            raise ValueError(f"a tag must be a non-empty string of at most "
+                             f"{MAX_RUN_NAME_LENGTH} characters: {tag!r}")
+    return json.loads(encoded), list(dict.fromkeys(tags))
+
+
 # -- job states --------------------------------------------------------------------------
 
 QUEUED = "queued"

@@ -8,7 +8,8 @@ inside a training kernel. pandas and tqdm are imported when a function needs the
 >>> job.wait()                      # a progress bar (tqdm's notebook bar in Jupyter)
 >>> job.metrics().plot()
 >>> sweep = notebench.jobs.sweep("train_mlp", grid={"lr": [1e-3, 1e-2], "batch_size": [32, 64]})
->>> notebench.jobs.compare(sweep.jobs)
+>>> result = notebench.jobs.compare(sweep.jobs)   # .frame: params.<name>, metrics.<name>.best
+>>> result.frame[result.differing_columns]
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import io
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .client import ApiError, Client
 from .jobprotocol import SUCCEEDED, TERMINAL
 
-__all__ = ["Job", "Sweep", "compare", "get", "list", "metrics", "submit", "sweep"]
+__all__ = ["Comparison", "Job", "Sweep", "compare", "get", "list", "metrics", "submit", "sweep"]
 
 _OPTIONS = ("name", "tags", "priority", "resources", "timeout", "kernel_name", "retries")
 
@@ -283,7 +285,8 @@ class Sweep:
             if bar is not None:
                 bar.close()
 
-    def compare(self) -> Any:
+    def compare(self) -> Comparison:
+        """``compare(self.jobs)``."""
         return compare(self.jobs, client=self.client)
 
 
@@ -291,8 +294,9 @@ class Sweep:
 
 
 def _notebook_reference(client: Client, source: str) -> dict[str, str]:
-    """``{"notebook": path under the server root}`` or ``{"template": name}``."""
-    if source.endswith(".ipynb") or "/" in source or os.sep in source:
+    """``{"notebook": path under the server root}`` (a notebook or a percent-format
+    ``.py`` script) or ``{"template": name}``."""
+    if source.endswith((".ipynb", ".py")) or "/" in source or os.sep in source:
         path = Path(source).expanduser()
         root = client.server.root_dir
         if not path.is_absolute() and root and not (Path(root) / path).exists() and \
@@ -325,7 +329,8 @@ def _source_reference(c: Client, template_or_path: str | Job) -> dict[str, Any]:
 
 def submit(template_or_path: str | Job, params: dict[str, Any] | None = None, *,
            client: Client | None = None, **kwargs: Any) -> Job:
-    """Queue a job: a template name, a notebook path, or a ``Job`` (clone with edits).
+    """Queue a job: a template name, a notebook (or percent-format ``.py``) path, or a
+    ``Job`` (clone with edits).
 
     Keyword arguments are the notebook's parameters, except ``name``, ``tags``,
     ``priority``, ``resources``, ``timeout``, ``kernel_name`` and ``retries`` (times a
@@ -376,13 +381,47 @@ def list(state: str | Iterable[str] | None = None, tag: str | None = None, *,
     return [Job(j, c) for j in page["jobs"]]
 
 
-def compare(jobs: Iterable[Job | str], *, client: Client | None = None,
-            modes: dict[str, str] | None = None) -> Any:
-    """Runs side by side as a pandas DataFrame, one row per job.
+@dataclass(frozen=True)
+class Comparison:
+    """What ``compare()`` returns: the table, and which parameters differ between the runs.
 
-    Columns: ``name``, ``state``, ``duration``, each parameter (as resolved), then
-    ``<metric> final`` and ``<metric> best`` of each metric, and ``model``. The
-    parameters whose values differ are in ``frame.attrs["differing"]``.
+    ``frame``: a pandas DataFrame, one row per job (index ``id``) with MLflow-style
+    columns: ``name``, ``state``, ``duration`` (seconds), ``model``, then
+    ``params.<name>`` for each parameter (as resolved) and ``metrics.<name>.final`` and
+    ``metrics.<name>.best`` for each metric. ``differing``: the names (without
+    ``params.``) of the parameters whose values differ, in the notebooks' order;
+    ``differing_columns`` are their columns. Shown in Jupyter as its frame.
+    """
+
+    frame: Any
+    differing: builtins.list[str]
+    metrics: builtins.list[str]
+
+    @property
+    def differing_columns(self) -> builtins.list[str]:
+        return [PARAMS_PREFIX + name for name in self.differing]
+
+    def __repr__(self) -> str:
+        return f"{self.frame!r}\ndiffering: {self.differing}"
+
+    def _repr_html_(self) -> str | None:
+        html = getattr(self.frame, "_repr_html_", None)
+        return html() if html is not None else None
+
+
+PARAMS_PREFIX = "params."
+METRICS_PREFIX = "metrics."
+
+
+def compare(jobs: Iterable[Job | str], *, client: Client | None = None,
+            modes: dict[str, str] | None = None) -> Comparison:
+    """Runs side by side (jobs and interactive runs): a ``Comparison``.
+
+    ``result.frame`` has one row per job and the columns ``name``, ``state``,
+    ``duration``, ``model``, ``params.<name>`` and ``metrics.<name>.final`` /
+    ``metrics.<name>.best`` (``modes={"acc": "max"}`` says which way a metric is
+    better where its name does not); ``result.differing`` names the parameters whose
+    values differ (``result.frame[result.differing_columns]``).
     """
     import pandas as pd
 
@@ -392,24 +431,22 @@ def compare(jobs: Iterable[Job | str], *, client: Client | None = None,
     if modes:
         params["modes"] = ",".join(f"{k}:{v}" for k, v in modes.items())
     table = c.get("lifecycle/jobs/compare", params=params)
+    columns = ["id", "name", "state", "duration", "model"]
+    columns += [PARAMS_PREFIX + p["name"] for p in table["parameters"]]
+    for name in table["metrics"]:
+        columns += [f"{METRICS_PREFIX}{name}.final", f"{METRICS_PREFIX}{name}.best"]
     records = []
     for job in table["jobs"]:
-        record: dict[str, Any] = {"id": job["id"], "name": job["name"], "state": job["state"],
-                                  "duration": job["duration"]}
-        for p in table["parameters"]:
-            record[p["name"]] = p["resolved"].get(job["id"])
+        model = job.get("model") or {}
+        record: builtins.list[Any] = [job["id"], job["name"], job["state"], job["duration"],
+                                      model.get("asset_id") or model.get("name")]
+        record += [p["resolved"].get(job["id"]) for p in table["parameters"]]
         for name in table["metrics"]:
             summary = job["metrics"].get(name) or {}
-            record[f"{name} final"] = summary.get("final")
-            record[f"{name} best"] = summary.get("best")
-        model = job.get("model") or {}
-        record["model"] = model.get("asset_id") or model.get("name")
+            record += [summary.get("final"), summary.get("best")]
         records.append(record)
-    frame = pd.DataFrame.from_records(records)
-    if not frame.empty:
-        frame = frame.set_index("id")
-    frame.attrs["differing"] = table["differing"]
-    return frame
+    frame = pd.DataFrame.from_records(records, columns=columns).set_index("id")
+    return Comparison(frame, builtins.list(table["differing"]), builtins.list(table["metrics"]))
 
 
 def metrics(jobs: Iterable[Job | str], names: Iterable[str] | None = None, *,

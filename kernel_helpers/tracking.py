@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from . import _jobdir
-from .jobprotocol import RUN_JSON, decode_number, encode_number, new_job_id
+from .jobprotocol import RUN_JSON, check_run_fields, decode_number, encode_number, new_job_id
 
 FLUSH_INTERVAL = 0.05  # seconds between writes while report() is called often
 MEMORY_POINTS = 100_000  # points kept outside any job or run (the latest ones)
@@ -329,6 +329,8 @@ class Run:
     dir: Path | None
     interactive: bool = True
     status: str | None = field(default=None)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
 
     def end(self, status: str = "succeeded") -> None:
         """End the run: a ``run_end`` event, then ``report()`` goes back to memory."""
@@ -367,17 +369,32 @@ def _default_run_name() -> str:
     return Path(session).stem if session else "interactive run"
 
 
-def start_run(name: str | None = None, *, runs_dir: str | Path | None = None) -> Run:
+def _plain_params(params: Any) -> Any:
+    """numpy scalars and arrays, tensors (anything with ``tolist()``) as plain values."""
+    if not isinstance(params, dict):
+        return params
+    return {name: value.tolist() if hasattr(value, "tolist") else value
+            for name, value in params.items()}
+
+
+def start_run(name: str | None = None, *, params: dict[str, Any] | None = None,
+              tags: list[str] | None = None, runs_dir: str | Path | None = None) -> Run:
     """Give this notebook's training a run directory of its own, discovered by the server.
 
     Creates ``$NOTEBENCH_RUNS_DIR/r-<12 hex>/run.json`` and sends ``report()`` there, so
-    the run shows in the same panels as papermill jobs. It cannot be paused; a stop
-    request from the server makes ``should_stop()`` true. Use it as a context manager or
-    call ``end()``. Inside a papermill job it returns the job itself. Without a runs
-    directory (no notebench server) it warns and the points stay in memory.
+    the run shows in the same panels as papermill jobs. ``params`` (its hyperparameters:
+    JSON values; numpy values and tensors via ``tolist()``) become the run's parameters,
+    so ``notebench.jobs.compare()`` and the Compare view show it beside jobs; ``tags`` (a list
+    of strings) its tags. Bad ones raise ``ValueError`` (at most 200 params, 64 KiB as
+    JSON, 50 tags). It cannot be paused; a stop request from the server makes
+    ``should_stop()`` true. Use it as a context manager or call ``end()``. Inside a
+    papermill job it returns the job itself (whose parameters and tags are the job's:
+    ``params`` and ``tags`` are then only checked). Without a runs directory (no notebench
+    server) it warns and the points stay in memory.
     """
     global _active
     name = name or _default_run_name()
+    params, tags = check_run_fields(_plain_params(params), tags)
     if _jobdir.in_papermill_job():
         return Run(_jobdir.job_id(), name, _jobdir.job_dir(), interactive=False)
     if _active is not None:
@@ -386,17 +403,17 @@ def start_run(name: str | None = None, *, runs_dir: str | Path | None = None) ->
     if not root:
         warnings.warn(f"{_jobdir.RUNS_DIR_ENV} is not set (not under a notebench server): "
                       "metrics stay in memory, see notebench.tracking.history()", stacklevel=2)
-        _active = Run(None, name, None)
+        _active = Run(None, name, None, params=params, tags=tags)
         return _active
     run_id = new_job_id("interactive")
     directory = Path(root) / run_id
     directory.mkdir(parents=True)
     _jobdir.write_json_atomic(directory / RUN_JSON, {
         "id": run_id, "name": name, "kind": "interactive", "pid": os.getpid(),
-        "started": time.time()})
+        "started": time.time(), "params": params, "tags": tags})
     _reset()
     _jobdir.set_active_run(run_id, directory)
-    _active = Run(run_id, name, directory)
+    _active = Run(run_id, name, directory, params=params, tags=tags)
     _install_hooks()
     return _active
 

@@ -5,10 +5,11 @@ programmatically by the runner, in case entry points are missing). Inside a job 
 ``NOTEBENCH_JOB_DIR`` is set) it appends to the job's ``runner.jsonl``: the kernel's pid,
 process group and start time (jupyter_client starts the kernel in its own session, out of
 reach of signals to papermill's group), ``cell_start``/``cell_end`` per cell, and the
-failing cell's error. Between cells it honours a stop request (``control.json``): the
-remaining cells do not run. Kernel output goes to the runner's stdout/stderr unchanged
-(carriage returns kept, so progress bars can be collapsed to their last state later).
-Outside a job it behaves as papermill's default engine.
+failing cell's error (its error output, else the kernel's execute reply). Between cells
+it honours a stop request (``control.json``): the remaining cells do not run. Kernel output
+goes to the runner's stdout/stderr unchanged (carriage returns kept, so progress bars can
+be collapsed to their last state later). Outside a job it behaves as papermill's default
+engine.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Recorder:
         self.job_dir = job_dir
         self.stopped_by_request = False
         self.failed_cell: int | None = None
+        self.error: dict[str, Any] | None = None  # the failing cell's ename, evalue, traceback
         self.death: str | None = None
 
     @classmethod
@@ -74,12 +76,20 @@ def process_record(pid: int) -> dict[str, Any]:
     return {"pid": pid, "pgid": pgid, "create_time": create_time}
 
 
-def error_of_cell(cell: Any) -> dict[str, Any]:
-    """ename, evalue and traceback (ANSI colours removed) of a cell's error output."""
+def error_of_cell(cell: Any, failure: CellExecutionError | None = None) -> dict[str, Any]:
+    """ename, evalue and traceback (ANSI colours removed) of a cell's error output.
+
+    A cell can fail without an error output (IPython's ``UsageError`` for an unknown
+    magic is printed to stderr and only named in the execute reply): then the kernel's
+    ``ename``/``evalue`` come from the reply, which nbclient's ``failure`` carries.
+    """
     for output in cell.get("outputs") or []:
         if output.get("output_type") == "error":
             return {"ename": output.get("ename", ""), "evalue": output.get("evalue", ""),
                     "traceback": [strip_ansi(line) for line in output.get("traceback") or []]}
+    if failure is not None:
+        return {"ename": str(failure.ename or ""), "evalue": str(failure.evalue or ""),
+                "traceback": []}
     return {"ename": "", "evalue": "", "traceback": []}
 
 
@@ -115,7 +125,8 @@ class NotebenchNotebookClient(PapermillNotebookClient):
                 status = "error"
                 self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=ex)
                 recorder.failed_cell = index
-                recorder.record("error", cell_index=index, **error_of_cell(self.nb.cells[index]))
+                recorder.error = error_of_cell(self.nb.cells[index], ex)
+                recorder.record("error", cell_index=index, **recorder.error)
                 break
             except DeadKernelError as ex:
                 status = "error"

@@ -86,10 +86,15 @@ def run(job_dir: Path) -> int:
         if recorder.stopped_by_request:
             status, reason = "stopped", "stop requested"
     except PapermillExecutionError as exc:
-        if exc.ename == STOP_EXCEPTION:
+        # papermill names a failure without an error output "CellExecutionError" with no
+        # value; the engine kept the kernel's own ename and evalue from its execute reply
+        ename, evalue = ((recorder.error["ename"], recorder.error["evalue"])
+                         if recorder.error and recorder.error["ename"]
+                         else (exc.ename, exc.evalue))
+        if ename == STOP_EXCEPTION:
             status, reason = "stopped", STOP_EXCEPTION
         else:
-            status, reason = "failed", f"{exc.ename}: {exc.evalue}"[:500]
+            status, reason = "failed", f"{ename}: {evalue}"[:500]
     except DeadKernelError as exc:
         status, reason = "failed", recorder.death or f"the kernel died: {exc}"[:500]
     except Exception as exc:  # kernel start failures, missing kernelspec, I/O errors

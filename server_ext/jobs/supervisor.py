@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from notebench.jobprotocol import check_run_fields
+
 from ..clock import SYSTEM_CLOCK, Clock
 from . import states
 from .jobdir import boot_id
@@ -279,24 +281,38 @@ class JobSupervisor:
     # -- interactive runs ---
 
     def _on_new_run(self, run_dir: Path, run: dict[str, Any]) -> None:
-        """Tailer thread: a new interactive run directory appeared."""
+        """Tailer thread: a new interactive run directory appeared. Its ``params`` and
+        ``tags`` are checked here, off the loop (the kernel checked them; the file is
+        checked again before it is trusted)."""
+        try:
+            fields = check_run_fields(run.get("params"), run.get("tags"))
+            refused = None
+        except ValueError as error:
+            fields, refused = ({}, []), str(error)
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(
-                lambda: self.tasks.spawn(self._register_run(run_dir, run)))
+                lambda: self.tasks.spawn(self._register_run(run_dir, run, fields, refused)))
 
-    async def _register_run(self, run_dir: Path, run: dict[str, Any]) -> None:
+    async def _register_run(self, run_dir: Path, run: dict[str, Any],
+                            fields: tuple[dict[str, Any], list[str]],
+                            refused: str | None) -> None:
         job_id = run_dir.name
         if await self.repository.find(job_id) is not None:
             return
         now = time.time()
         pid = run.get("pid") if isinstance(run.get("pid"), int) else None
         started = float(run.get("started") or now)
+        params, tags = fields
         row = {"id": job_id, "kind": "interactive", "name": str(run.get("name") or job_id),
                "state": states.RUNNING, "job_dir": str(run_dir), "created": started,
                "started": started, "updated": now, "boot_id": boot_id(),
+               "parameters": params, "resolved": params, "tags": tags,
                "processes": {"kernel": {"pid": pid}} if pid else {}}
         await self.repository.insert(row)
+        if refused is not None:
+            self.events.lifecycle(logging.WARNING, job_id, f"interactive run {job_id}: its "
+                                  f"params and tags in run.json are ignored: {refused}")
         clock = self.new_clock()
         clock.resume()
         self.add(LiveJob(job_id, "interactive", run_dir, clock,

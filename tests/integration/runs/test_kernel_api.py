@@ -28,7 +28,8 @@ b = jobs.submit(a, lr=0.25)          # clone with one edit
 a.wait(timeout=90)
 b.wait(timeout=90, progress=False)
 frame = a.metrics()
-table = jobs.compare([a, b])
+compared = jobs.compare([a, b])
+table = compared.frame
 long = jobs.metrics([a, b], names=["loss"], max_points=4)
 slow = jobs.submit("nbs/k.ipynb", steps=100000, delay=0.05)
 for _ in range(400):
@@ -42,8 +43,8 @@ print(json.dumps({
     "a": [a.id, a.state], "b": [b.state, b["parameters"]],
     "columns": list(frame.columns), "steps": frame.index.tolist(),
     "loss": frame["loss"].tolist(),
-    "table_index": table.index.tolist(), "lr": table["lr"].tolist(),
-    "differing": table.attrs["differing"], "best": table["loss best"].tolist(),
+    "table_index": table.index.tolist(), "lr": table["params.lr"].tolist(),
+    "differing": compared.differing, "best": table["metrics.loss.best"].tolist(),
     "long_rows": len(long), "listed": [j.id for j in jobs.list(tag="kern")], "b_id": b.id,
     "got": jobs.get(a.id).name, "cells": len(a.output().cells),
     "paused": paused, "resumed": resumed, "stopped": slow.state,

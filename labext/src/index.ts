@@ -1,13 +1,16 @@
 /**
  * notebench in JupyterLab: the Training and Assets sidebars, job and compare views, the
- * System panel and status bar item, notifications, "Run as training job" and launcher
- * tiles, all fed by one event stream per browser (see stream/hub.ts).
+ * System panel and status bar item, notifications, "Run as training job" (a notebook, or a
+ * percent-format `.py` script in an editor or the file browser) and launcher tiles, all fed
+ * by one event stream per browser (see stream/hub.ts).
  */
 import {
   ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -16,6 +19,7 @@ import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { NotebenchApi } from './api';
 import { DEFAULT_SETTINGS, Notebench, Settings } from './context';
 import { textDirection } from './model/format';
+import { isJobFile } from './model/params';
 import { JobsModel } from './model/jobs';
 import { Job } from './model/types';
 import { StreamConnection } from './stream/connection';
@@ -25,7 +29,7 @@ import { CompareView } from './ui/compare';
 import { assetsIcon, dashboardIcon, runJobIcon, trainingIcon } from './ui/icons';
 import { JobView } from './ui/jobview';
 import { Notifier, persistEventId, savedEventId } from './ui/notify';
-import { cloneJob, runAsTrainingJob } from './ui/runjob';
+import { cloneJob, JobSource, runAsTrainingJob } from './ui/runjob';
 import { StatusItem, SystemModel, SystemPanel } from './ui/system';
 import { TrainingPanel } from './ui/training';
 
@@ -33,6 +37,7 @@ const PLUGIN_ID = 'notebench:plugin';
 
 export namespace CommandIDs {
   export const runAsJob = 'notebench:run-as-job';
+  export const runFileAsJob = 'notebench:run-file-as-job';
   export const openJob = 'notebench:open-job';
   export const compare = 'notebench:compare';
   export const openSystem = 'notebench:open-system';
@@ -66,7 +71,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   optional: [
     ITranslator, ISettingRegistry, ILayoutRestorer, ILauncher, IStatusBar, INotebookTracker,
-    ICommandPalette, ILabShell
+    ICommandPalette, ILabShell, IDocumentManager, IDefaultFileBrowser
   ],
   activate: async (
     app: JupyterFrontEnd,
@@ -76,7 +81,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     launcher: ILauncher | null,
     statusBar: IStatusBar | null,
     notebooks: INotebookTracker | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    labShell: ILabShell | null,
+    docManager: IDocumentManager | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     const trans = (translator ?? nullTranslator).load('notebench');
     const api = new NotebenchApi(app.serviceManager.serverSettings);
@@ -192,16 +200,62 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(systemWidget.id);
       }
     });
+    /**
+     * What "Run as training job" runs: the current notebook, the notebook or script open in
+     * the current editor (none for other documents), else the last notebook.
+     */
+    const currentJobSource = (): { source: JobSource | null; otherDocument: boolean } => {
+      const current = app.shell.currentWidget;
+      const panel = notebooks?.currentWidget ?? null;
+      if (panel && current === panel) {
+        return { source: { path: panel.context.path, document: panel.context, panel }, otherDocument: false };
+      }
+      const context = current && docManager ? docManager.contextForWidget(current) : undefined;
+      if (context) {
+        const runnable = isJobFile(context.path);
+        return { source: runnable ? { path: context.path, document: context } : null, otherDocument: !runnable };
+      }
+      return {
+        source: panel ? { path: panel.context.path, document: panel.context, panel } : null,
+        otherDocument: false
+      };
+    };
     app.commands.addCommand(CommandIDs.runAsJob, {
       label: trans.__('Run as Training Job'),
-      caption: trans.__('Save this notebook and run it as a training job (papermill) with edited parameters'),
+      caption: trans.__('Save this notebook or script and run it as a training job (papermill) with edited parameters'),
       icon: runJobIcon,
-      isEnabled: () => !!notebooks?.currentWidget,
+      isEnabled: () => currentJobSource().source !== null,
+      isVisible: () => !currentJobSource().otherDocument,
       execute: async () => {
-        const panel = notebooks?.currentWidget;
-        if (panel) {
-          return runAsTrainingJob(nb, panel);
+        const { source } = currentJobSource();
+        if (source) {
+          return runAsTrainingJob(nb, source);
         }
+      }
+    });
+    // the editor's toolbar button follows the current document
+    labShell?.currentChanged.connect(() => app.commands.notifyCommandChanged(CommandIDs.runAsJob));
+
+    /** The notebook or script selected in the file browser. */
+    const selectedJobFile = (): string | null => {
+      const next = fileBrowser?.selectedItems().next();
+      const item = next && !next.done ? next.value : null;
+      return item && item.type !== 'directory' && isJobFile(item.path) ? item.path : null;
+    };
+    app.commands.addCommand(CommandIDs.runFileAsJob, {
+      label: trans.__('Run as Training Job'),
+      caption: trans.__('Save this notebook or script and run it as a training job (papermill) with edited parameters'),
+      icon: runJobIcon,
+      isVisible: () => selectedJobFile() !== null,
+      execute: async () => {
+        const path = selectedJobFile();
+        if (!path) {
+          return;
+        }
+        const open = docManager?.findWidget(path);
+        const document = open && docManager ? docManager.contextForWidget(open) : undefined;
+        const panel = notebooks?.find(p => p.context.path === path);
+        return runAsTrainingJob(nb, { path, document, panel });
       }
     });
 

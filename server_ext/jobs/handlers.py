@@ -84,7 +84,7 @@ class TemplatesHandler(JobsHandlerBase):
     """``GET lifecycle/templates``."""
 
     async def get(self) -> None:
-        self.write_json({"templates": await self.jobs.templates()})
+        self.write_json(await self.jobs.templates())
 
 
 class ParametersHandler(JobsHandlerBase):

@@ -340,7 +340,8 @@ class NotebenchJobService(LoggingConfigurable):
 
     # -- the handlers' operations ---
 
-    async def templates(self) -> list[dict[str, Any]]:
+    async def templates(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"templates": offered, "unavailable": not offered, with the reason}``."""
         return await self.submission.templates(await self.repository.template_durations())
 
     async def notebook_parameters(self, path: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from notebench.jobprotocol import ENVIRONMENT, JOB_JSON, NOTEBOOK, new_job_id, w
 
 from ..errors import ApiError, bad_request
 from . import states
+from .availability import check_available, describe_unavailable, unavailable_reason
 from .params import ParameterError, check_values
 from .templates import (
     NotebookSource,
@@ -161,17 +162,27 @@ class Submission:
 
     def read_template(self, name: str, validate: bool) -> NotebookSource:
         path = template_path(self.notebooks, name)
-        return read_notebook(path, self.display_path(path), validate=validate)
+        source = read_notebook(path, self.display_path(path), validate=validate)
+        check_available(path.stem, source.nb)
+        return source
 
     async def templates(self, durations: dict[str, tuple[float, int]]
-                        ) -> list[dict[str, Any]]:
-        """The templates, each with its duration estimate from ``durations``."""
-        sources = await asyncio.to_thread(list_templates, self.notebooks)
-        out = []
-        for source in sources:
+                        ) -> dict[str, list[dict[str, Any]]]:
+        """The templates offered here, each with its duration estimate from ``durations``,
+        and those not offered (their packages are not installed) with the reason."""
+
+        def read() -> list[tuple[NotebookSource, str | None]]:
+            return [(s, unavailable_reason(s.nb)) for s in list_templates(self.notebooks)]
+
+        offered, unavailable = [], []
+        for source, reason in await asyncio.to_thread(read):
             source.display_path = self.display_path(source.path)
-            out.append(describe_template(source, durations.get(source.path.stem)))
-        return out
+            if reason is not None:
+                unavailable.append(describe_unavailable(source.path.stem, source.display_path,
+                                                        source.nb, reason))
+            else:
+                offered.append(describe_template(source, durations.get(source.path.stem)))
+        return {"templates": offered, "unavailable": unavailable}
 
     async def notebook_parameters(self, path: str) -> dict[str, Any]:
         source = await asyncio.to_thread(self.read_user_notebook, path, False)

@@ -1,6 +1,8 @@
 """Notebooks as job sources: templates in the workspace, any notebook under the root.
 
-Blocking (file reads, JSON and nbformat validation): called off the event loop.
+A ``.py`` script in jupytext's percent format (``# %%`` cells) is read as the notebook
+jupytext makes of it: that notebook (an ``.ipynb``) is what a job snapshots and hashes.
+Blocking (file reads, jupytext, JSON and nbformat validation): called off the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from ..errors import ApiError, bad_request
 from .params import ParametersCell, cell_source, notebook_parameters
 
 NOTEBOOK_SUFFIX = ".ipynb"
+SCRIPT_SUFFIX = ".py"
+#: jupytext's names for a script whose cells start at ``# %%`` lines (hydrogen: the same,
+#: with magics left uncommented)
+PERCENT_FORMATS = ("percent", "hydrogen")
+#: the kernel of a script that names none (a jupytext header's ``kernelspec``)
+SCRIPT_KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
 @dataclass
@@ -69,11 +77,55 @@ def safe_child(root: Path, relative: str) -> Path:
     return target
 
 
+def _reason(exc: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    return str(exc).splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def script_notebook(text: str, display_path: str) -> bytes:
+    """The notebook (nbformat JSON) of a percent-format script (400 when it is not one).
+
+    The same script gives the same bytes: cell ids are numbered, not random, so the
+    snapshot's hash names the script's content.
+    """
+    import jupytext
+    import nbformat
+    from jupytext.formats import guess_format
+
+    try:  # jupytext's parsers on arbitrary text
+        name, _ = guess_format(text, SCRIPT_SUFFIX)
+        nb = jupytext.reads(text, fmt=f"py:{name}") if name in PERCENT_FORMATS else None
+    except Exception as exc:
+        raise bad_request(f"{display_path} could not be read as a script: {_reason(exc)}",
+                          "invalid_notebook") from None
+    if nb is None:
+        raise bad_request(f"{display_path} is not in jupytext's percent format: start each "
+                          "cell with a '# %%' line (the parameters cell with "
+                          "'# %% tags=[\"parameters\"]')", "invalid_notebook")
+    for index, cell in enumerate(nb.cells):
+        bad = cell.metadata.get("incorrectly_encoded_metadata")
+        if bad is not None:
+            raise bad_request(f"{display_path}: the header of cell {index + 1} has options "
+                              f"jupytext cannot read: {str(bad)[:200]!r} (write them as "
+                              "tags=[\"parameters\"])", "invalid_notebook")
+        cell["id"] = f"cell-{index}"
+    nb.metadata.setdefault("kernelspec", dict(SCRIPT_KERNELSPEC))
+    return nbformat.writes(nb).encode("utf-8")
+
+
 def read_notebook(path: Path, display_path: str, *, validate: bool = False) -> NotebookSource:
-    """Read and parse a notebook (400 when it is not one)."""
-    if path.suffix != NOTEBOOK_SUFFIX:
-        raise bad_request(f"{display_path} is not a notebook (.ipynb)", "invalid_notebook")
-    data = path.read_bytes()
+    """Read and parse a notebook or a percent-format script (400 when it is neither)."""
+    if path.suffix == SCRIPT_SUFFIX:
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request(f"{display_path} is not UTF-8 text", "invalid_notebook") from None
+        data = script_notebook(text, display_path)
+    elif path.suffix == NOTEBOOK_SUFFIX:
+        data = path.read_bytes()
+    else:
+        raise bad_request(f"{display_path} is not a notebook (.ipynb) or a percent-format "
+                          "script (.py)", "invalid_notebook")
     try:
         nb = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -87,8 +139,7 @@ def read_notebook(path: Path, display_path: str, *, validate: bool = False) -> N
             node = nbformat.reads(data.decode("utf-8"), as_version=4)
             nbformat.validate(node)
         except Exception as exc:
-            message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-            raise bad_request(f"{display_path} is not a valid notebook: {message}",
+            raise bad_request(f"{display_path} is not a valid notebook: {_reason(exc)}",
                               "invalid_notebook") from None
     return NotebookSource(path, display_path, data, nb, notebook_parameters(nb))
 

@@ -1,10 +1,21 @@
 /**
- * The "Run as training job" form: a parameter's initial text and the value typed back.
+ * The "Run as training job" form: which files it runs, a parameter's initial text and the
+ * value typed back.
  *
  * A value is sent only when it differs from the notebook's default, so the job records
  * what the person changed; "auto" stays a string the server (or the kernel) resolves.
  */
 import { Parameter } from './types';
+
+/** Files the server runs as jobs: notebooks and Python scripts in jupytext's percent format. */
+export function isJobFile(path: string): boolean {
+  return /[^/]\.(ipynb|py)$/.test(path);
+}
+
+/** A file's name without its `.ipynb` or `.py`: a job's default name. */
+export function jobBaseName(path: string): string {
+  return path.split('/').pop()!.replace(/\.(ipynb|py)$/, '');
+}
 
 /** Text for a field: a recommendation for "auto" parameters when there is one. */
 export function initialText(param: Parameter, recommended?: unknown): string {

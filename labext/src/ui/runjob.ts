@@ -1,13 +1,16 @@
 /**
- * "Run as training job": save the notebook, read its papermill parameters, offer to tag a
- * parameters cell when it has none, ask for values (prefilled with the hardware
+ * "Run as training job": save the notebook (or the percent-format `.py` script, which the
+ * server reads as a notebook), read its papermill parameters, offer to tag a parameters cell
+ * when an open notebook has none, ask for values (prefilled with the hardware
  * recommendations), submit, and link the new job. "Clone with edits" uses the same form.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 import { attempt, Notebench } from '../context';
-import { changedValues, initialText, ParameterError, recommendationValues, toText } from '../model/params';
+import {
+  changedValues, initialText, jobBaseName, ParameterError, recommendationValues, toText
+} from '../model/params';
 import { Job, NotebookParameters, Parameter } from '../model/types';
 import { h } from './dom';
 
@@ -109,22 +112,43 @@ function notifyStarted(nb: Notebench, job: Job): void {
   });
 }
 
-/** The command's action for a notebook panel. */
-export async function runAsTrainingJob(nb: Notebench, panel: NotebookPanel): Promise<Job | undefined> {
+/** What a document's context offers the command: its path, and saving it. */
+export interface SavableDocument {
+  readonly path: string;
+  readonly ready: Promise<void>;
+  readonly model: { readonly dirty: boolean };
+  readonly contentsModel: { readonly last_modified?: string } | null;
+  save(): Promise<void>;
+}
+
+/** What "Run as training job" runs: a notebook or a script, open or not. */
+export interface JobSource {
+  /** the path under the server root */
+  path: string;
+  /** the open document, saved first when it has unsaved edits */
+  document?: SavableDocument;
+  /** an open notebook: offered to tag its active cell when it has no parameters cell */
+  panel?: NotebookPanel;
+}
+
+/** The command's action for a notebook panel, an open script or a file of the browser. */
+export async function runAsTrainingJob(nb: Notebench, source: JobSource): Promise<Job | undefined> {
   const trans = nb.trans;
-  const context = panel.context;
-  await context.ready;
-  if (context.model.dirty || !context.contentsModel?.last_modified) {
-    await context.save();
+  const { document, panel } = source;
+  if (document) {
+    await document.ready;
+    if (document.model.dirty || !document.contentsModel?.last_modified) {
+      await document.save();
+    }
   }
-  const path = context.path;
+  const path = document?.path ?? source.path;
   let info = await attempt(nb, trans.__('Could not read the notebook parameters'), () =>
     nb.api.get<NotebookParameters>('lifecycle/parameters', { path })
   );
   if (!info) {
     return;
   }
-  if (info.parameters_cell === null) {
+  if (info.parameters_cell === null && panel) {
     const tagged = await offerParametersCell(nb, panel);
     if (tagged) {
       info = await attempt(nb, trans.__('Could not read the notebook parameters'), () =>
@@ -140,7 +164,7 @@ export async function runAsTrainingJob(nb: Notebench, panel: NotebookPanel): Pro
   for (const param of info.parameters) {
     initial[param.name] = initialText(param, values[param.name]);
   }
-  const base = path.split('/').pop()!.replace(/\.ipynb$/, '');
+  const base = jobBaseName(path);
   const answer = await askParameters(nb, trans.__('Run "%1" as a training job', base), info.parameters,
                                      initial, hints, base, trans.__('Run'));
   if (!answer) {

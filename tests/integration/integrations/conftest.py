@@ -1,0 +1,48 @@
+"""The integration tests reuse the job tests' server, tiny notebooks and waiting; helpers to
+follow a job's stream and compare saved weights with the trainer's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.integration.jobs.conftest import (  # noqa: F401 (fixtures)
+    TERMINAL,
+    _no_job_outlives_its_test,
+    jobs_api,
+    jobs_config,
+    jp_server_config,
+    wait_for,
+    write_notebook,
+)
+from tests.sse_client import open_sse
+
+
+async def open_job_stream(port: int, base_url: str, headers: dict[str, str], job_id: str):
+    """The job's SSE stream (``lifecycle/jobs/<id>/stream``), opened."""
+    stream = await open_sse(port, f"{base_url}notebench/api/lifecycle/jobs/{job_id}/stream",
+                            headers=headers)
+    assert stream.status == 200
+    return stream
+
+
+def streamed_points(stream: Any) -> list[dict[str, Any]]:
+    """The metric points the stream's ``metrics`` events carried, in order."""
+    return [p for f in stream.frames if f.event == "metrics" for p in f.data["data"]["points"]]
+
+
+def events(job_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The job's ``events.jsonl`` lines of ``kind``."""
+    lines = (job_dir / "events.jsonl").read_bytes().splitlines()
+    return [e for e in map(orjson.loads, lines) if e["kind"] == kind]
+
+
+def assert_same_weights(loaded: dict[str, Any], reference: dict[str, Any]) -> None:
+    """Every tensor of the trainer's state dict, equal in what was loaded back."""
+    import torch
+
+    assert set(loaded) == set(reference)
+    for name, tensor in reference.items():
+        assert torch.equal(loaded[name].cpu(), tensor.cpu()), name

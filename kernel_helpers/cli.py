@@ -3,7 +3,8 @@
 ``notebench profile`` prints what ``notebench.hardware`` sees (a table, or JSON);
 ``notebench serve`` runs ``jupyter lab`` opened on the notebench workspace;
 ``notebench dashboard`` runs a Jupyter server with Voila opened on the dashboard;
-``notebench jobs ...`` lists, submits, follows and compares jobs (``cli_jobs``).
+``notebench jobs ...`` lists, submits, follows and compares jobs (``cli_jobs``);
+``notebench export|import ...`` moves runs to and from TensorBoard and MLflow (``interop.cli``).
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="which dashboard to open (default: dashboard)",
     )
     from .cli_jobs import add_jobs_parser
+    from .interop.cli import add_export_parser, add_import_parser
 
     add_jobs_parser(sub)
+    add_export_parser(sub)
+    add_import_parser(sub)
     return parser
 
 
@@ -106,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cli_jobs import run_jobs
 
         return run_jobs(args)
+    if args.command in ("export", "import"):
+        from .interop.cli import run_interop
+
+        return run_interop(args)
     build_parser().print_help(sys.stderr)
     return 2
 

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from .client import ApiError, Client
+from .interop.mlflow_export import export_mlflow
 from .jobprotocol import SUCCEEDED, TERMINAL
 
-__all__ = ["Comparison", "Job", "Sweep", "compare", "get", "list", "metrics", "submit", "sweep"]
+__all__ = ["Comparison", "Job", "Sweep", "compare", "export_mlflow", "get", "list", "metrics",
+           "submit", "sweep"]
 
 _OPTIONS = ("name", "tags", "priority", "resources", "timeout", "kernel_name", "retries")
 
@@ -387,10 +389,11 @@ class Comparison:
 
     ``frame``: a pandas DataFrame, one row per job (index ``id``) with MLflow-style
     columns: ``name``, ``state``, ``duration`` (seconds), ``model``, then
-    ``params.<name>`` for each parameter (as resolved) and ``metrics.<name>.final`` and
-    ``metrics.<name>.best`` for each metric. ``differing``: the names (without
-    ``params.``) of the parameters whose values differ, in the notebooks' order;
-    ``differing_columns`` are their columns. Shown in Jupyter as its frame.
+    ``params.<name>`` for each parameter (as resolved; with the hyperparameters the job's
+    kernel recorded, ``job["hparams"]``, where the notebook has no parameter of that name)
+    and ``metrics.<name>.final`` and ``metrics.<name>.best`` for each metric.
+    ``differing``: the names (without ``params.``) of the parameters whose values differ,
+    in the notebooks' order; ``differing_columns`` are their columns. Shown in Jupyter as its frame.
     """
 
     frame: Any

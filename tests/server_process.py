@@ -69,9 +69,11 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if self.request("GET", "info")[1].get("ready"):
+                answer = self.request("GET", "info")[1]
+                if isinstance(answer, dict) and answer.get("ready"):
                     return self
-            except (urllib.error.URLError, ConnectionError, OSError):
+            # not listening yet, or Jupyter answering (HTML) before notebench's routes exist
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError):
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"server did not start: {self.log_path.read_text()[-3000:]}")

@@ -148,6 +148,12 @@ def _values_differ(values: list[Any]) -> bool:
 _ABSENT = object()
 
 
+def effective_parameters(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's parameters as compare shows them: the hyperparameters its kernel recorded
+    (``hparams``) under its notebook's resolved parameters, which win on a shared name."""
+    return {**(job.get("hparams") or {}), **job["resolved_parameters"]}
+
+
 def compare_table(conn: Any, jobs: list[dict[str, Any]], modes: dict[str, str] | None = None
                   ) -> dict[str, Any]:
     """The compare table of runs (``jobs``: their public form)."""
@@ -169,20 +175,22 @@ def compare_table(conn: Any, jobs: list[dict[str, Any]], modes: dict[str, str] |
             "started": job["started"], "ended": job["ended"], "duration": job["duration"],
             "starred": job.get("starred", False), "tags": job["tags"],
             "parameters": job["parameters"], "resolved_parameters": job["resolved_parameters"],
+            "hparams": job.get("hparams") or {},
             "model": job.get("model"), "disk_bytes": job.get("disk_bytes"),
             "metrics": metrics,
         })
+    effective = {j["id"]: effective_parameters(j) for j in jobs}
     parameter_names: list[str] = []
     for job in jobs:
-        for name in [*job["resolved_parameters"], *job["parameters"]]:
+        for name in [*job["resolved_parameters"], *job["parameters"], *effective[job["id"]]]:
             if name not in parameter_names:
                 parameter_names.append(name)
     parameters = []
     for name in parameter_names:
         given = {j["id"]: j["parameters"][name] for j in jobs if name in j["parameters"]}
-        resolved = {j["id"]: j["resolved_parameters"][name] for j in jobs
-                    if name in j["resolved_parameters"]}
-        seen = [j["resolved_parameters"].get(name, _ABSENT) for j in jobs]
+        resolved = {j["id"]: effective[j["id"]][name] for j in jobs
+                    if name in effective[j["id"]]}
+        seen = [effective[j["id"]].get(name, _ABSENT) for j in jobs]
         parameters.append({"name": name, "given": given, "resolved": resolved,
                            "differs": len(jobs) > 1 and _values_differ(seen)})
     return {"ids": [j["id"] for j in jobs], "jobs": per_job, "parameters": parameters,

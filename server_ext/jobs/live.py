@@ -63,6 +63,7 @@ class Followed:
     progress: dict[str, Any] = field(default_factory=dict)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     auto: dict[str, Any] = field(default_factory=dict)  # how "auto" values were resolved
+    hparams: dict[str, Any] = field(default_factory=dict)  # the ``hparams`` events, merged
     finished: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     stopping_seen: bool = False
@@ -70,6 +71,7 @@ class Followed:
     last_metric_mono: float | None = None
     metric_points: int = 0
     bad_lines: int = 0
+    bad_hparams: int = 0  # ``hparams`` events ignored (the first few are warned about)
     behind: bool = False  # the last read stopped at the chunk limit
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: threading.Semaphore = field(

@@ -104,6 +104,8 @@ class JobPresenter:
             "job_dir": self._workspace_relative(Path(row["job_dir"])),
             "parameters": row["parameters"], "resolved_parameters": row["resolved"],
             "auto": dict(followed.auto) if followed is not None and followed.auto else row["auto"],
+            "hparams": (dict(followed.hparams) if followed is not None and followed.hparams
+                        else row["hparams"]),
             "resources": row["resources"], "priority": row["priority"],
             "tags": row["tags"], "timeout": row["timeout"], "parent_id": row["parent_id"],
             "retries": row["retries"],

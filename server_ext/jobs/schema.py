@@ -150,4 +150,8 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the hyperparameters a job's kernel recorded (``hparams`` events, merged)
+    """
+    ALTER TABLE jobs ADD COLUMN hparams TEXT NOT NULL DEFAULT '{}';
+    """,
 ]

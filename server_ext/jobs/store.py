@@ -16,7 +16,7 @@ from ..downsample import SqlSeries, downsample_sql
 from . import series
 
 JSON_FIELDS = ("parameters", "resolved", "auto", "resources", "tags", "progress",
-               "latest_metrics", "error", "processes", "model", "final_metrics")
+               "latest_metrics", "error", "processes", "model", "final_metrics", "hparams")
 COLUMNS = (
     "id", "kind", "name", "state", "reason", "template", "notebook_path", "notebook_hash",
     "kernel_name", "job_dir", "parameters", "resolved", "auto", "resources", "priority",
@@ -24,7 +24,7 @@ COLUMNS = (
     "active_seconds", "segment_start", "boot_id", "last_metric_active", "progress",
     "latest_metrics", "error", "processes", "stop_requested", "artifact_count", "model",
     "final_metrics", "exit_code", "notes", "starred", "sweep_id", "cloned_from", "trashed_at",
-    "disk_bytes", "retries",
+    "disk_bytes", "retries", "hparams",
 )
 #: ``sort=`` keys of the job list -> their column
 SORT_KEYS = {"created": "created", "started": "started", "ended": "ended", "name": "name",

@@ -340,7 +340,8 @@ class JobSupervisor:
             followed = Followed(job_id, job_dir, row["kind"], offsets=offsets,
                                 counters=counters, latest=dict(row["latest_metrics"]),
                                 progress=dict(row["progress"]),
-                                processes=dict(row["processes"]), auto=dict(row["auto"]))
+                                processes=dict(row["processes"]), auto=dict(row["auto"]),
+                                hparams=dict(row["hparams"]))
             if row["kind"] == "interactive":
                 pid = (row["processes"].get("kernel") or {}).get("pid")
                 job = LiveJob(job_id, "interactive", job_dir, clock, followed, None, pid,

@@ -1,14 +1,14 @@
 """Follows the files of active jobs and stores and publishes what they add.
 
 One thread reads, off the event loop, from the byte offset last stored for each file:
-``events.jsonl`` (metrics, checkpoints, the kernel's stop), ``runner.jsonl`` (processes,
-cell progress, the failing cell, the outcome) and ``papermill.log`` (kernel output and
-papermill's cell log, into the one log store with carriage-return progress lines
-collapsed). Only complete lines are consumed, known secret values scrubbed (see
-``scrubbing``). What a read finds is written in one store transaction together with the
-new offsets, so after a crash the next server re-reads exactly what was not stored: no
-metric is lost or stored twice. Events are published after the write is queued (metric
-points batched, one event per read).
+``events.jsonl`` (metrics, checkpoints, the kernel's stop, hyperparameters),
+``runner.jsonl`` (processes, cell progress, the failing cell, the outcome) and
+``papermill.log`` (kernel output and papermill's cell log, into the one log store with
+carriage-return progress lines collapsed). Only complete lines are consumed, known secret
+values scrubbed (see ``scrubbing``). What a read finds is written in one store
+transaction together with the new offsets, so after a crash the next server re-reads
+exactly what was not stored: no metric is lost or stored twice. Events are published
+after the write is queued (metric points batched, one event per read).
 
 The same thread discovers interactive runs: a new ``r-*`` directory with a ``run.json``
 under the runs directory is handed to the service to register.
@@ -34,6 +34,7 @@ from notebench.jobprotocol import (
     PAPERMILL_LOG,
     RUN_JSON,
     RUNNER_FILE,
+    check_run_fields,
     headline,
     is_job_id,
     job_topic,
@@ -42,16 +43,19 @@ from notebench.jobprotocol import (
 )
 
 from ..logs.query import collapse_cr
+from ..logs.text import printable
 from ..scrubbing import scrubber
 from . import store as jobstore
 from .jobdir import read_json
 from .live import Followed, LiveJobs
+from .transitions import LIFECYCLE_SOURCE
 
 log = logging.getLogger("notebench.jobs")
 
 CHUNK = 256 * 1024  # bytes per file per read: bounds the work (and GIL) one read holds
 MAX_RECORD = 64 * 1024 * 1024  # a record (line) of events.jsonl or runner.jsonl at most
 MAX_LOG_LINE = 10_000
+MAX_HPARAMS_WARNINGS = 3  # per job: further bad ``hparams`` events are ignored silently
 FILES = (RUNNER_FILE, EVENTS_FILE, PAPERMILL_LOG)
 OUTPUT_SOURCE = "papermill"
 
@@ -243,6 +247,8 @@ class Tailer:
                 found.events.append(("stopping", {"t": record.get("t")}))
             elif kind == "run_end":
                 f.run_end = record
+            elif kind == "hparams":
+                found.hparams_changed = self._hparams(f, record) or found.hparams_changed
             elif kind == "settings" and isinstance(record.get("settings"), dict):
                 for name, setting in record["settings"].items():
                     if not isinstance(setting, dict) or "value" not in setting:
@@ -253,6 +259,26 @@ class Tailer:
                     f.auto[str(name)] = {k: setting.get(k) for k in
                                          ("value", "source", "reason") if k in setting}
                 found.auto_changed = True
+
+    def _hparams(self, f: Followed, record: dict[str, Any]) -> bool:
+        """Merge an ``hparams`` event into the job's (later names update earlier ones);
+        one whose names or values, merged, break the bounds of a run's params
+        (``check_run_fields``) is ignored with a warning in the job's log. True when
+        the job's hparams changed."""
+        try:
+            given, _tags = check_run_fields(record.get("hparams"), None)
+            merged, _tags = check_run_fields({**f.hparams, **given}, None)
+        except ValueError as error:
+            f.bad_hparams += 1
+            if f.bad_hparams <= MAX_HPARAMS_WARNINGS:
+                self.logs.append(logging.WARNING, LIFECYCLE_SOURCE, printable(
+                    f"job {f.job_id}: an hparams event was ignored: {error}"),
+                    job_id=f.job_id)
+            return False
+        if merged == f.hparams:
+            return False
+        f.hparams = merged
+        return True
 
     def _metrics(self, f: Followed, record: dict[str, Any], found: _Batch) -> None:
         metrics = record.get("metrics")
@@ -349,6 +375,8 @@ class Tailer:
             fields["processes"] = dict(f.processes)
         if found.auto_changed:
             fields["auto"] = dict(f.auto)
+        if found.hparams_changed:
+            fields["hparams"] = dict(f.hparams)
         if fields:
             fields["updated"] = now
         series, checkpoints = found.series, found.checkpoints
@@ -428,6 +456,7 @@ class _Batch:
     cell_changed: bool = False
     processes_changed: bool = False
     auto_changed: bool = False
+    hparams_changed: bool = False
 
 
 def _parse(f: Followed, line: bytes) -> dict[str, Any] | None:

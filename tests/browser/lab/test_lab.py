@@ -393,7 +393,9 @@ def test_in_arabic_the_panels_speak_it_and_run_right_to_left(page, console, lab)
 
 
 def test_panel_resumes_after_a_server_restart(page, console, lab) -> None:
-    open_lab(page, lab)
+    # a workspace of its own: views the other tests left open (their charts load a chunk
+    # of the extension when first drawn) would be restored and could load while it is down
+    open_lab(page, lab, workspace="restart")
     show_training(page)
     page.wait_for_selector(".nb-status .nb-status-cpu", timeout=30_000)
     lab.stop()

@@ -6,7 +6,10 @@
 Every part is measured in this one run, side by side with what it is compared against
 (the issue's acceptance item for ``bench_jobs.py``):
 
-(a) the per-call cost of ``notebench.report()`` with 3 scalars against TensorBoard's
+(a) the per-call cost of ``notebench.report()`` with 3 scalars, and of the framework
+    integrations' logging calls (``notebench.integrations``: the Lightning logger's
+    ``log_metrics``, the Hugging Face callback's ``on_log``; goal < 20 us each, "not
+    installed" without their framework), against TensorBoard's
     ``SummaryWriter.add_scalar`` x3 and MLflow's ``log_metrics`` (sqlite and file stores),
     and how soon a point is readable in ``events.jsonl`` (``measure_report_cost`` of
     ``jobs_kernel_parts.py``; TensorBoard and MLflow only in the bench venv, else "not
@@ -828,9 +831,19 @@ def print_a(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
         entry = result[key]
         others.append(f"{label} {entry['status']}" if "status" in entry
                       else f"{label} {entry['median_us'] / ours['median_us']:,.0f}x slower")
+    integrations = []
+    for key, label in (("lightning_logger_log_metrics", "Lightning logger"),
+                       ("huggingface_callback_on_log", "Hugging Face callback")):
+        entry = result[key]
+        goal = goals.get(f"{key}_median_lt_20us")
+        integrations.append((f"(a) {label} median < 20 µs per logging call", goal,
+                             entry["status"] if "status" in entry else
+                             f"{entry['median_us']:.2f} µs, "
+                             f"{entry['median_us'] / ours['median_us']:.2f}x report()"))
     return [
         ("(a) report() median <= 10 µs", goals["median_le_10us"],
          f"{ours['median_us']:.2f} µs ({'; '.join(others)})"),
+        *integrations,
         ("(a) report() p99 <= 50 µs", goals["p99_le_50us"], f"{ours['p99_us']:.2f} µs"),
         ("(a) points readable within 100 ms", goals["visible_within_100ms"],
          f"worst {worst:.1f} ms"),

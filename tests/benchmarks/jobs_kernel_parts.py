@@ -52,6 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 NOT_INSTALLED = "not installed"
+INTEGRATION_GOAL_US = 20.0  # the median per logging call of a framework integration
 CHOOSERS = {"auto": "auto_batch_size (max_batch = rows)",
             "auto_template_cap": "auto_batch_size (template cap)",
             "lightning_power": "Lightning scale_batch_size power"}
@@ -221,12 +222,49 @@ def _visibility(folder: Path, interval_s: float, seconds: float) -> dict[str, An
             "within_100ms": sum(d <= 100 for d in reported) / len(reported)}
 
 
+def _lightning_cost(n: int, folder: Path) -> dict[str, Any]:
+    try:
+        from notebench.integrations.lightning import NotebenchLogger
+    except ImportError:
+        return {"status": NOT_INSTALLED}
+    with _job_env(folder / "lightning"):
+        logger = NotebenchLogger()
+        logger.total_steps = n
+        log = logger.log_metrics
+        return _time_calls(lambda i: log({"loss": 1.0 / (i + 1), "accuracy": 0.5, "lr": 1e-3},
+                                         i), n)
+
+
+def _huggingface_cost(n: int, folder: Path) -> dict[str, Any]:
+    try:
+        from transformers import TrainerControl, TrainerState
+
+        from notebench.integrations.huggingface import NotebenchCallback
+    except ImportError:
+        return {"status": NOT_INSTALLED}
+    with _job_env(folder / "huggingface"):
+        callback, state, control = NotebenchCallback(), TrainerState(), TrainerControl()
+        state.max_steps = n
+        on_log = callback.on_log
+
+        def call(i: int) -> None:
+            state.global_step = i
+            on_log(None, state, control,
+                   logs={"loss": 1.0 / (i + 1), "accuracy": 0.5, "lr": 1e-3, "epoch": i / n})
+
+        return _time_calls(call, n)
+
+
 def measure_report_cost(n: int = 100_000, *, others_n: int = 2_000, mlflow_n: int = 300,
                         visibility_s: float = 2.0) -> dict[str, Any]:
-    """report() x ``n`` against TensorBoard (x ``others_n``) and MLflow (x ``mlflow_n``)."""
+    """report() x ``n`` and the framework integrations' logging calls (Lightning's
+    ``log_metrics``, the Hugging Face callback's ``on_log``) x ``n``, against TensorBoard
+    (x ``others_n``) and MLflow (x ``mlflow_n``)."""
     with tempfile.TemporaryDirectory(prefix="nb-bench-report-") as tmp:
         folder = Path(tmp)
         result: dict[str, Any] = {"notebench_report": _notebench_cost(n, folder)}
+        result["lightning_logger_log_metrics"] = _lightning_cost(n, folder)
+        result["huggingface_callback_on_log"] = _huggingface_cost(n, folder)
         result["tensorboard_add_scalar_x3"] = _tensorboard_cost(others_n, folder)
         result["mlflow_log_metrics_sqlite"] = _mlflow_cost(
             mlflow_n, f"sqlite:///{folder / 'mlflow.db'}")
@@ -239,6 +277,10 @@ def measure_report_cost(n: int = 100_000, *, others_n: int = 2_000, mlflow_n: in
                        "p99_le_50us": ours["p99_us"] <= 50,
                        "visible_within_100ms": worst_visible <= 100,
                        "no_background_thread": ours["background_threads_added"] == 0}
+    result["goals"].update({
+        f"{name}_median_lt_20us": result[name]["median_us"] < INTEGRATION_GOAL_US
+        for name in ("lightning_logger_log_metrics", "huggingface_callback_on_log")
+        if "median_us" in result[name]})
     return result
 
 
@@ -459,6 +501,8 @@ def _print_report(result: dict[str, Any]) -> None:
 
     rows = []
     for name, label in (("notebench_report", "notebench.report()"),
+                        ("lightning_logger_log_metrics", "Lightning NotebenchLogger.log_metrics"),
+                        ("huggingface_callback_on_log", "Hugging Face NotebenchCallback.on_log"),
                         ("tensorboard_add_scalar_x3", "TensorBoard add_scalar x3"),
                         ("mlflow_log_metrics_sqlite", "MLflow log_metrics (sqlite)"),
                         ("mlflow_log_metrics_file", "MLflow log_metrics (file store)")):

@@ -8,19 +8,7 @@ from typing import Any
 import pytest
 
 from tests.browser.chromium import CHROMIUM, LAUNCH_ARGS, ConsoleLog, chromium_available
-
-
-# Browser tests drive servers in subprocesses and Playwright's sync API, which runs its own
-# event loop in this thread: pytest-jupyter's autouse loop and in-process server clean-up would
-# fight it, so they are switched off here.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    return None
+from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 
 
 # Module-scoped, not session-scoped: while Playwright's sync API is open, this thread's event

@@ -21,38 +21,27 @@ import pytest
 from notebench.cli_jobs import JOB_COLUMNS, parse_param
 from tests.integration.widgets.tiny import (
     job_state,
-    start_server,
-    stop_active_jobs,
+    serving,
     submit,
     write_notebook,
 )
 from tests.server_process import ServerProcess, free_port
+from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from tests.waiting import wait_until
 
 LONG = {"steps": 1000, "delay": 0.1}  # a job that runs until it is stopped
 
 
-# Synchronous tests (the command is a child process): no pytest-jupyter server or loop.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    return None
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("cli") / "root"
-    proc = start_server(root)
-    write_notebook(root / "nbs" / "fail.ipynb", ["raise ValueError('boom in cell')"])
-    write_notebook(root / "nbs" / "label.ipynb", ["print('label is', repr(label))"],
-                   parameters="label: str = 'a'\nlr: float = 0.1")
-    yield proc
-    stop_active_jobs(proc)
-    proc.stop()
+    with serving(root) as proc:
+        write_notebook(root / "nbs" / "fail.ipynb", ["raise ValueError('boom in cell')"])
+        write_notebook(root / "nbs" / "label.ipynb", ["print('label is', repr(label))"],
+                       parameters="label: str = 'a'\nlr: float = 0.1")
+        yield proc
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -46,3 +46,35 @@ def assert_same_weights(loaded: dict[str, Any], reference: dict[str, Any]) -> No
     assert set(loaded) == set(reference)
     for name, tensor in reference.items():
         assert torch.equal(loaded[name].cpu(), tensor.cpu()), name
+
+
+async def stop_mid_training(jobs: Any, services: Any, path: str
+                            ) -> tuple[dict[str, Any], Path, int]:
+    """Submit a long fit (``jobs``: the ``jobs_api`` fixture), stop it once it passed
+    step 5, and check it ended ``stopped`` before the cell after the fit, with one
+    ``stopped-step-N`` checkpoint whose weights are the trainer's (``reference.pt``); the
+    job, its directory and N."""
+    import torch
+
+    import notebench
+
+    job = await jobs.submit(path, parameters={"epochs": 500, "delay": 0.01})
+
+    async def training() -> dict[str, Any] | None:
+        current = await jobs.get(job["id"])
+        step = (current["progress"] or {}).get("step")
+        return current if isinstance(step, int) and step >= 5 else None
+
+    await wait_for(training, 120)
+    await jobs.control(job["id"], "stop")
+    stopped = await jobs.wait(job["id"], timeout=60)
+    assert stopped["state"] == "stopped", (stopped["reason"], stopped["error"])
+    job_dir = services.workspace.path / stopped["job_dir"]
+    assert not (job_dir / "after.txt").exists(), "the cell after the fit ran"
+    checkpoints = await services.jobs.checkpoints(job["id"])
+    stop_checkpoint = [c for c in checkpoints if "stopped-step-" in c["path"]]
+    assert len(stop_checkpoint) == 1
+    step = int(stop_checkpoint[0]["path"].rsplit("-", 1)[1].removesuffix(".pt"))
+    reference = torch.load(job_dir / "reference.pt", weights_only=True)
+    assert_same_weights(notebench.load_model(job_dir, which="latest"), reference)
+    return stopped, job_dir, step

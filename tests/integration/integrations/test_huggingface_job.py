@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_same_weights, events, open_job_stream, streamed_points, wait_for
+from .conftest import (
+    assert_same_weights,
+    events,
+    open_job_stream,
+    stop_mid_training,
+    streamed_points,
+    wait_for,
+)
 
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
@@ -134,29 +141,7 @@ async def test_trainer_streams_logs_mirrors_checkpoints_and_saves_the_model(
 
 async def test_a_stop_ends_training_stopped_with_a_checkpoint_of_the_trainers_weights(
         jobs_api, write_notebook, services):
-    import torch
-
-    import notebench
-
     path = write_notebook("hf_stop", [SETUP, TRAIN, AFTER], PARAMETERS)
-    job = await jobs_api.submit(path, parameters={"epochs": 500, "delay": 0.01})
-
-    async def training():
-        current = await jobs_api.get(job["id"])
-        step = (current["progress"] or {}).get("step")
-        return current if isinstance(step, int) and step >= 5 else None
-
-    await wait_for(training, 120)
-    await jobs_api.control(job["id"], "stop")
-    stopped = await jobs_api.wait(job["id"], timeout=60)
-    assert stopped["state"] == "stopped", (stopped["reason"], stopped["error"])
-    job_dir = services.workspace.path / stopped["job_dir"]
-    assert not (job_dir / "after.txt").exists(), "the cell after train() ran"
-    checkpoints = await services.jobs.checkpoints(job["id"])
-    stop_checkpoint = [c for c in checkpoints if "stopped-step-" in c["path"]]
-    assert len(stop_checkpoint) == 1
+    _stopped, job_dir, step = await stop_mid_training(jobs_api, services, path)
     # the trainer saved its own checkpoint at the stop, which the callback mirrored
-    step = int(stop_checkpoint[0]["path"].rsplit("-", 1)[1].removesuffix(".pt"))
     assert (job_dir / "hf" / f"checkpoint-{step}").is_dir()
-    reference = torch.load(job_dir / "reference.pt", weights_only=True)
-    assert_same_weights(notebench.load_model(job_dir, which="latest"), reference)

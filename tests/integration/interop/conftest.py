@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from notebench.client import Client
-from tests.integration.widgets.tiny import start_server, stop_active_jobs, write_notebook
+from tests.integration.widgets.tiny import serving, write_notebook
 from tests.server_process import ServerProcess
 from tests.waiting import wait_until
 
 TRAIN = """
 import notebench, torch
+from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 for step in range(steps):
     notebench.report(step=step * 10, total_steps=steps * 10, loss=1.0 / (step + 1),
                      accuracy=step / steps)
@@ -29,25 +30,14 @@ notebench.save_model({"w": torch.arange(6.0).reshape(2, 3) * lr}, "tiny-model",
 PARAMETERS = "steps: int = 5\nlr: float = 0.1\nlabel: str = 'a'\nlayers: list = [4, 2]"
 
 
-# Synchronous tests (the server is a child process): no pytest-jupyter server or loop.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    return None
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("interop") / "root"
-    proc = start_server(root)
-    write_notebook(root / "nbs" / "known.ipynb", [TRAIN], parameters=PARAMETERS)
-    yield proc
-    stop_active_jobs(proc)
-    proc.stop()
+    with serving(root) as proc:
+        write_notebook(root / "nbs" / "known.ipynb", [TRAIN], parameters=PARAMETERS)
+        yield proc
 
 
 @pytest.fixture(scope="module")

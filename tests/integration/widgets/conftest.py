@@ -8,20 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.widgets.tiny import start_server, stop_active_jobs
+from tests.integration.widgets.tiny import serving
 from tests.server_process import ServerProcess
-
-
-# These tests are synchronous (the panels' threads do the waiting): no asyncio loop and no
-# in-process server of pytest-jupyter.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    return None
+from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +19,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     imports = base / "imports"
     imports.mkdir()
     (imports / "table.csv").write_text("a,b\n1,2\n3,4\n")
-    proc = start_server(base / "root", f"--NotebenchAssetRegistry.import_dirs={imports}")
-    proc.import_dir = imports  # type: ignore[attr-defined]
-    yield proc
-    stop_active_jobs(proc)
-    proc.stop()
+    with serving(base / "root", f"--NotebenchAssetRegistry.import_dirs={imports}") as proc:
+        proc.import_dir = imports  # type: ignore[attr-defined]
+        yield proc
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,18 @@ def start_server(root: Path, *extra: str) -> ServerProcess:
     write_notebook(root / "nbs" / "tiny.ipynb")
     write_notebook(root / "notebench" / "notebooks" / "tiny_train.ipynb")
     return ServerProcess(root, extra=[*JOB_SETTINGS, *extra]).start()
+
+
+@contextlib.contextmanager
+def serving(root: Path, *extra: str) -> Iterator[ServerProcess]:
+    """``start_server`` for the length of the block; what its jobs left running is stopped
+    (jobs outlive their server by design), then the server."""
+    server = start_server(root, *extra)
+    try:
+        yield server
+    finally:
+        stop_active_jobs(server)
+        server.stop()
 
 
 def submit(server: ServerProcess, **parameters: Any) -> dict[str, Any]:

@@ -94,14 +94,21 @@ def _mode(text: str) -> tuple[str, str]:
     return name, mode
 
 
-def add_jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``jobs`` subcommand and its own subcommands, under ``sub``."""
+def server_options() -> argparse.ArgumentParser:
+    """The options of every subcommand that talks to the server (a parent parser):
+    ``--url``, ``--token`` and ``--json``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="the server's URL (default: $NOTEBENCH_SERVER_URL, or "
                         "the server of the Jupyter terminal this runs in)")
     common.add_argument("--token", help="the token to send it (default: "
                         "$NOTEBENCH_SERVER_TOKEN, or the one found with the server)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return common
+
+
+def add_jobs_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``jobs`` subcommand and its own subcommands, under ``sub``."""
+    common = server_options()
 
     jobs = sub.add_parser(
         "jobs", help="list, submit, follow, wait for, stop and compare training jobs",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cli import write_json
-from ..cli_jobs import EXIT_REFUSED, _fail, _job_id, run_jobs, text_table
+from ..cli_jobs import EXIT_REFUSED, _fail, _job_id, run_jobs, server_options, text_table
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -22,19 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["add_export_parser", "add_import_parser", "run_interop"]
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the server's URL (default: $NOTEBENCH_SERVER_URL, or "
-                        "the server of the Jupyter terminal this runs in)")
-    common.add_argument("--token", help="the token to send it (default: "
-                        "$NOTEBENCH_SERVER_TOKEN, or the one found with the server)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    return common
-
-
 def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``export tensorboard ID... DIR`` and ``export mlflow ID... --tracking-uri URI``."""
-    common = _common()
+    common = server_options()
     export = sub.add_parser("export", help="write jobs' runs for TensorBoard or MLflow")
     export.set_defaults(jobs_help=export.format_help)
     tools = export.add_subparsers(dest="export_tool", metavar="TOOL")
@@ -59,7 +49,7 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``import tensorboard LOGDIR``."""
-    common = _common()
+    common = server_options()
     imp = sub.add_parser("import", help="bring runs of other tools in as notebench runs")
     imp.set_defaults(jobs_help=imp.format_help)
     tools = imp.add_subparsers(dest="import_tool", metavar="TOOL")

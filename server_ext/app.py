@@ -33,17 +33,21 @@ log = logging.getLogger(LOGGER_NAME)
 
 
 LAB_EXTENSION_NAME = "notebench"  # labext/package.json's name
+#: Lab extensions that need Lab itself, kept out of Voila pages: notebench's (its launcher,
+#: sidebars) and jupytext's, which comes with notebench's script jobs (its file browser
+#: and launcher items fail to load in a Voila page)
+LAB_ONLY_EXTENSIONS = (LAB_EXTENSION_NAME, "jupyterlab-jupytext")
 
 
 def keep_lab_extension_out_of_voila(config: Any) -> None:
-    """Voila pages load every Lab extension; notebench's needs Lab itself (its launcher).
+    """Voila pages load every Lab extension; ``LAB_ONLY_EXTENSIONS`` need Lab itself.
 
-    Added to Voila's extension deny list unless the user set an allow or deny list.
+    They go on Voila's extension deny list unless the user set an allow or deny list.
     Linking runs for every extension before any loads, so Voila reads it in time.
     """
     voila = config.VoilaConfiguration
     if "extension_allowlist" not in voila and "extension_denylist" not in voila:
-        voila.extension_denylist = [LAB_EXTENSION_NAME]
+        voila.extension_denylist = list(LAB_ONLY_EXTENSIONS)
 
 
 class NotebenchApp(ExtensionApp):

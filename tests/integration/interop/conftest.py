@@ -15,11 +15,11 @@ import pytest
 from notebench.client import Client
 from tests.integration.widgets.tiny import serving, write_notebook
 from tests.server_process import ServerProcess
+from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from tests.waiting import wait_until
 
 TRAIN = """
 import notebench, torch
-from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 for step in range(steps):
     notebench.report(step=step * 10, total_steps=steps * 10, loss=1.0 / (step + 1),
                      accuracy=step / steps)
@@ -28,8 +28,6 @@ notebench.save_model({"w": torch.arange(6.0).reshape(2, 3) * lr}, "tiny-model",
                      metrics={"loss": 1.0 / steps})
 """
 PARAMETERS = "steps: int = 5\nlr: float = 0.1\nlabel: str = 'a'\nlayers: list = [4, 2]"
-
-
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +61,14 @@ def job(server: ServerProcess) -> dict[str, Any]:
     assert status == 201, submitted
     done = ended(server, submitted["id"])
     assert done["state"] == "succeeded", done.get("error")
-    assert done["model"] and done["model"]["path"].endswith(".safetensors"), done["model"]
+
+    def registered() -> dict[str, Any] | None:  # the model is linked just after the end
+        status, job = server.request("GET", f"lifecycle/jobs/{submitted['id']}")
+        assert status == 200, job
+        return job if job["model"] else None
+
+    done = wait_until(registered, timeout=30)
+    assert done["model"]["path"].endswith(".safetensors"), done["model"]
     return done
 
 

@@ -4,7 +4,9 @@
 ``notebench serve`` runs ``jupyter lab`` opened on the notebench workspace;
 ``notebench dashboard`` runs a Jupyter server with Voila opened on the dashboard;
 ``notebench jobs ...`` lists, submits, follows and compares jobs (``cli_jobs``);
-``notebench export|import ...`` moves runs to and from TensorBoard and MLflow (``interop.cli``).
+``notebench export|import ...`` moves runs to and from TensorBoard and MLflow (``interop.cli``);
+``notebench backup|restore|doctor ...`` run ``python -m notebench.server.maintenance`` (the
+workspace's store: docs/backup.md) in a child process.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["build_dashboard_command", "build_parser", "build_serve_command", "dashboard_url_path",
-           "main", "parse_args", "render_profile", "write_json"]
+           "main", "parse_args", "render_profile", "run_maintenance", "write_json"]
 
 WORKSPACE_NAME = "notebench"  # the workspace folder, under the server's root dir
+#: subcommands run by ``python -m notebench.server.maintenance`` (the server package: never
+#: imported here), with their help
+MAINTENANCE = {
+    "backup": "copy the workspace's store into a new folder, safe while a server runs",
+    "restore": "replace the workspace's store by a backup (refused while a server runs)",
+    "doctor": "check the workspace's files against its store; --rebuild re-registers them",
+}
 NO_TORCH = {"installed": None, "skipped": True}
 
 
@@ -83,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs_parser(sub)
     add_export_parser(sub)
     add_import_parser(sub)
+    for name, text in MAINTENANCE.items():
+        # their arguments (and --help) are the maintenance module's, passed on as given
+        sub.add_parser(name, help=f"{text} (python -m notebench.server.maintenance {name})",
+                       add_help=False)
     return parser
 
 
@@ -90,7 +103,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; unknown arguments of ``serve`` land in ``args.extra``."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("serve", "dashboard"):
+    if extra and args.command not in ("serve", "dashboard", *MAINTENANCE):
         parser.error("unrecognized arguments: " + " ".join(extra))
     if extra[:1] == ["--"]:
         extra = extra[1:]
@@ -114,8 +127,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .interop.cli import run_interop
 
         return run_interop(args)
+    if args.command in MAINTENANCE:
+        return run_maintenance(args.command, args.extra)
     build_parser().print_help(sys.stderr)
     return 2
+
+
+def run_maintenance(command: str, arguments: Sequence[str]) -> int:
+    """``notebench backup|restore|doctor``: ``python -m notebench.server.maintenance`` in a
+    child process (this package never imports the server's); its exit status."""
+    import subprocess
+
+    return subprocess.call([sys.executable, "-m", "notebench.server.maintenance", command,
+                            *arguments])
 
 
 def write_json(payload: Any, *, indent: bool = True) -> None:

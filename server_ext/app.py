@@ -18,6 +18,8 @@ from .events.bus import EventBus
 from .events.sse import MultiplexStreamHandler
 from .handlers import InfoHandler, NotFoundHandler, OpenAPIHandler
 from .logs import LOGGER_NAME, LOGS_TOPIC, LOGS_TOPIC_AREAS, LogRouting, LogStore
+from .logs.jsonlines import JsonStderr
+from .maintenance.periodic import PeriodicBackup
 from .scrubbing import scrubber
 from .services import Services, job_tokens_of
 from .store import Store
@@ -104,6 +106,15 @@ class NotebenchApp(ExtensionApp):
         200_000, help="Replayable events kept in the event log (older ids get 'reset')."
     ).tag(config=True)
     log_keep_records = Int(100_000, help="Log records kept in the log store.").tag(config=True)
+    backup_dir = Unicode(
+        "", help="A folder for periodic backups of the store (consistent copies with a "
+                 "manifest, as `notebench backup` makes; docs/backup.md). Empty: none.",
+    ).tag(config=True)
+    backup_interval = Float(
+        24 * 3600.0, min=1.0, help="Seconds between periodic backups (with backup_dir).",
+    ).tag(config=True)
+    backup_keep = Int(7, min=1, help="Periodic backups kept in backup_dir (older ones are "
+                                     "deleted).").tag(config=True)
     torch_probe_timeout = Float(180.0, help="Seconds the torch probe subprocess may take.").tag(
         config=True
     )
@@ -127,14 +138,26 @@ class NotebenchApp(ExtensionApp):
         8 * 3600.0, min=1.0,
         help="Seconds a Voila page's viewer token lasts (a page open longer must be reloaded).",
     ).tag(config=True)
+    json_logs = Bool(
+        False, help="Write the server process's log records on stderr as JSON lines (time, "
+                    "level, logger, message, exc_info, job_id...), scrubbed of the token, "
+                    "for log shippers: from the moment notebench is linked to the process's "
+                    "end (earlier lines: docs/monitoring.md).",
+    ).tag(config=True)
 
     services: Services | None = None
+    _backups: PeriodicBackup | None = None
     _log_routing: LogRouting | None = None
+    #: with ``json_logs``; never undone: the lines after the server stops are JSON too
+    _json_stderr: JsonStderr | None = None
 
     # -- set-up ----------------------------------------------------------------------------
 
     def _link_jupyter_server_extension(self, serverapp: Any) -> None:
         super()._link_jupyter_server_extension(serverapp)
+        if self.json_logs:
+            self._json_stderr = JsonStderr()
+            self._json_stderr.apply()
         keep_lab_extension_out_of_voila(serverapp.config)
         configure_voila(serverapp.config)
 
@@ -148,6 +171,11 @@ class NotebenchApp(ExtensionApp):
         assert self.serverapp is not None
         self._log_routing = LogRouting(self.serverapp.log, self.serverapp.log_level)
         self._log_routing.open()
+        if self._json_stderr is not None:
+            # the token is known now: scrubbed from the start banner on
+            self._server_token = self.serverapp.identity_provider.token
+            scrubber.add(self._server_token)
+            self._json_stderr.apply()  # handlers configured since notebench was linked
         capabilities = load_capabilities()
         workspace = Workspace(self.workspace_path())
         workspace.prepare(journal_mode=self.sqlite_journal_mode)
@@ -191,6 +219,8 @@ class NotebenchApp(ExtensionApp):
         # only known to the scrubber, which keeps it out of what jobs write
         self._server_token = serverapp.identity_provider.token
         scrubber.add(self._server_token)
+        if self._json_stderr is not None:
+            self._json_stderr.apply()  # handlers the other extensions configured since
         os.environ[ENV_WORKSPACE] = str(workspace.path)
         os.environ[ENV_VOILA_ACTIONS] = "1" if self.voila_actions else "0"
         os.environ.update(services.kernel_environment())
@@ -201,6 +231,11 @@ class NotebenchApp(ExtensionApp):
         workspace.record_owner(url)
         written = await asyncio.to_thread(workspace.seed)
         await services.start()
+        if self.backup_dir:
+            self._backups = PeriodicBackup(
+                workspace.store_path, Path(self.backup_dir).expanduser().resolve(),
+                interval=self.backup_interval, keep=self.backup_keep, workspace=workspace.path)
+            self._backups.start()
         # The server's start-up objects live as long as it does: keep them out of the
         # collector's full passes, which otherwise stall the loop for 100+ ms under load.
         gc.freeze()
@@ -217,6 +252,9 @@ class NotebenchApp(ExtensionApp):
         if services is None:
             self._close_log_routing()
             return
+        if self._backups is not None:
+            await self._backups.stop()
+            self._backups = None
         await services.stop()
         services.bus.stop()
         if self._log_routing is not None:

@@ -30,6 +30,10 @@ def _none() -> list[Any]:
     return []
 
 
+def _no_routes(service: Any) -> list[tuple[str, type]]:
+    return []
+
+
 def _no_environment(service: Any) -> dict[str, str]:
     return {}
 
@@ -52,8 +56,9 @@ class Capability:
     schema: list[str] = field(default_factory=list)
     topics: tuple[str, ...] = ()
     topic_patterns: tuple[str, ...] = ()
-    #: routes outside ``notebench/api/`` (patterns relative to the server's base URL)
-    app_routes: Callable[[], list[tuple[str, type]]] = _none
+    #: routes outside ``notebench/api/`` (patterns relative to the server's base URL), from
+    #: the service (an option may leave a route out)
+    app_routes: Callable[[Any], list[tuple[str, type]]] = _no_routes
     #: variables for the kernels and jobs the server starts, from the service
     environment: Callable[[Any], dict[str, str]] = _no_environment
     #: what keeps the server busy (its ``/api/status`` activity), from the service
@@ -97,10 +102,14 @@ def configurable_classes() -> list[type]:
     return [cls for capability in load_capabilities() for cls in capability.configurables()]
 
 
-def openapi_document(capabilities: list[Capability]) -> bytes:
-    """The core document with each capability's ``openapi.json`` fragment merged in."""
+def openapi_document(capabilities: list[Capability], base_url: str = "/") -> bytes:
+    """The core document with each capability's ``openapi.json`` fragment merged in, its
+    ``servers`` under the server's ``base_url`` (``/user/alice/notebench/api`` under
+    JupyterHub's ``/user/alice/``)."""
     package = resources.files("notebench.server")
     document = orjson.loads((package / "openapi.json").read_bytes())
+    document["servers"] = [{**server, "url": base_url.rstrip("/") + server["url"]}
+                           for server in document["servers"]]
     for capability in capabilities:
         fragment_file = package / capability.name / "openapi.json"
         if not fragment_file.is_file():

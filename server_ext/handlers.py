@@ -236,11 +236,12 @@ class InfoHandler(NotebenchHandler):
 
 
 class OpenAPIHandler(NotebenchHandler):
-    """``GET openapi.json``: the API description shipped with the package."""
+    """``GET openapi.json``: the API description shipped with the package, its ``servers``
+    under this server's ``base_url``."""
 
     async def get(self) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(self.services.openapi_document())
+        self.finish(self.services.openapi_document(self.base_url))
 
 
 class NotFoundHandler(NotebenchHandler):

@@ -8,7 +8,6 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import notebench
@@ -65,6 +64,7 @@ class Services:
     job_tokens: JobTokens = field(
         default_factory=lambda: JobTokens(secrets.token_bytes(SECRET_BYTES)))
     ready: bool = False  # seeded and every capability started: the workspace's files exist
+    _openapi: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, capability: Capability) -> None:
         """Create a capability's service and register its topics."""
@@ -80,7 +80,7 @@ class Services:
 
     def app_routes(self) -> list[tuple[str, type]]:
         """Every capability's routes outside ``notebench/api/``."""
-        return [route for c in self.capabilities for route in c.app_routes()]
+        return [route for c, service in self._wired() for route in c.app_routes(service)]
 
     def kernel_environment(self) -> dict[str, str]:
         """The variables every capability sets for kernels (and jobs) the server starts."""
@@ -146,9 +146,10 @@ class Services:
             },
         }
 
-    def openapi_document(self) -> bytes:
-        return self._openapi
-
-    @cached_property
-    def _openapi(self) -> bytes:
-        return openapi_document(self.capabilities)
+    def openapi_document(self, base_url: str) -> bytes:
+        """The served OpenAPI document, encoded once per ``base_url`` (fixed for a server's
+        life)."""
+        document = self._openapi.get(base_url)
+        if document is None:
+            document = self._openapi[base_url] = openapi_document(self.capabilities, base_url)
+        return document

@@ -32,11 +32,15 @@ def _routes() -> list[tuple[str, type]]:
     return monitoring_routes()
 
 
-def _app_routes() -> list[tuple[str, type]]:
-    """Prometheus at ``notebench/metrics``, outside ``notebench/api/``."""
-    from .handlers import PrometheusHandler
+def _app_routes(service: NotebenchMonitoringService) -> list[tuple[str, type]]:
+    """Outside ``notebench/api/``: Prometheus at ``notebench/metrics`` and, only with
+    ``public_liveness``, the public liveness probe at ``notebench/livez``."""
+    from .handlers import LivenessHandler, PrometheusHandler
 
-    return [(r"notebench/metrics", PrometheusHandler)]
+    routes: list[tuple[str, type]] = [(r"notebench/metrics", PrometheusHandler)]
+    if service.public_liveness:
+        routes.append((r"notebench/livez", LivenessHandler))
+    return routes
 
 
 def _configurables() -> list[type]:

@@ -1,4 +1,5 @@
-"""Routes of the monitoring capability (``monitoring/...``) and the Prometheus exposition."""
+"""Routes of the monitoring capability (``monitoring/...``), the Prometheus exposition and
+the public liveness probe."""
 
 from __future__ import annotations
 
@@ -213,6 +214,34 @@ class PrometheusHandler(MonitoringHandler):
         exporter = self.monitoring.exporter
         body = exporter.render() if exporter is not None else b""
         self.finish(body, set_content_type=CONTENT_TYPE_LATEST)
+
+
+class LivenessHandler(MonitoringHandler):
+    """``GET|HEAD {base_url}notebench/livez``: the public liveness probe (routed only with
+    ``c.NotebenchMonitoringService.public_liveness``).
+
+    Unauthenticated, so it tells nothing but the live check's outcome: 200
+    ``{"status": "ok"}`` or 503 ``{"status": "fail"}`` (no version, component or path).
+    """
+
+    SUPPORTED_METHODS = ("GET", "HEAD")
+    _track_activity = False  # a probe is not a user: JupyterHub's idle culler must not see it
+
+    async def prepare(self) -> None:
+        await super(NotebenchHandler, self).prepare()  # Jupyter's checks, no authentication
+
+    @allow_unauthenticated
+    async def get(self) -> None:
+        try:
+            status, _ = await self.monitoring.health.check(live_only=True)
+        except Exception:
+            self.log.exception("notebench: the liveness check failed")
+            status = 503
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"status": "ok" if status == 200 else "fail"},
+                        status=200 if status == 200 else 503)
+
+    head = get
 
 
 def monitoring_routes() -> list[tuple[str, type]]:

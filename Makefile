@@ -1,7 +1,7 @@
 # notebench developer commands (GNU make). Every target sets up what it needs first.
 #
-#   make test       system packages (as root), venv, wheel, lowest-versions venv; then ruff and
-#                   the whole test suite
+#   make test       system packages (as root), venv, wheel, lowest-versions venv, deploy/'s
+#                   node tools; then ruff and the whole test suite
 #   make test-min-versions  only the lowest-versions tests: $(MIN_VENV) holds every direct
 #                   dependency at its floor (constraints-min.txt) and the wheel
 #   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints the Lab and
@@ -36,9 +36,11 @@ BUILD_DEPS = "hatchling>=1.21" "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.
 # the packages the benchmarks compare notebench with (never in the test venv:
 # jupyter-resource-usage enables itself in every server of its environment)
 BENCH_PACKAGES = tensorboard mlflow lightning jupyter-resource-usage
-# Debian packages of the browser tests and of promtool (alert rule checks)
+# Debian packages of the browser tests, of promtool (alert rule checks) and Prometheus, and
+# nginx (the deployment's front, tests/deploy)
 BROWSER_PACKAGES = chromium fonts-liberation
 PROMETHEUS_PACKAGES = prometheus
+NGINX_PACKAGES = nginx openssl
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -56,7 +58,7 @@ MIN_STAMP = $(MIN_VENV)/.notebench-deps
 WHEEL = $$(ls dist/notebench-*.whl)
 
 .PHONY: help test test-min-versions run bench lint wheel install min-install system-packages \
-	labext labext-test clean distclean
+	labext labext-test deploy-tools clean distclean
 
 help:
 	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -79,6 +81,8 @@ system-packages:
 	   || ! dpkg-query -W -f='$${Status}' fonts-liberation 2>/dev/null | grep -q "ok installed"; \
 	then pkgs="$$pkgs $(BROWSER_PACKAGES)"; fi; \
 	if ! command -v promtool >/dev/null; then pkgs="$$pkgs $(PROMETHEUS_PACKAGES)"; fi; \
+	if ! command -v nginx >/dev/null || ! command -v openssl >/dev/null; then \
+	  pkgs="$$pkgs $(NGINX_PACKAGES)"; fi; \
 	if [ -n "$$pkgs" ]; then \
 	  echo "installing system packages:$$pkgs"; \
 	  apt-get update; \
@@ -102,6 +106,15 @@ labext: $(LABEXT_STAMP)
 
 labext-test: $(LABEXT_STAMP)
 	$(JLPM) test
+
+# ---- deploy/ (the JupyterHub deployment's node tools: configurable-http-proxy) -------------
+DEPLOY_STAMP = deploy/node_modules/.notebench-installed
+
+$(DEPLOY_STAMP): deploy/package.json deploy/package-lock.json
+	cd deploy && npm ci --no-audit --no-fund
+	touch $@
+
+deploy-tools: $(DEPLOY_STAMP)
 
 # ----------------------------------------------------------------------------- wheel
 
@@ -138,7 +151,7 @@ lint: $(DEPS_STAMP)
 
 # NOTEBENCH_MIN_VENV: the lowest-versions tests (tests/integration/test_min_versions.py)
 # start their server from that venv; they skip where it is not set
-test: system-packages install labext-test min-install
+test: system-packages install labext-test min-install deploy-tools
 	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
 	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
@@ -180,4 +193,4 @@ clean:
 	  -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf "$(VENV)" "$(BENCH_VENV)" "$(MIN_VENV)" labext/node_modules
+	rm -rf "$(VENV)" "$(BENCH_VENV)" "$(MIN_VENV)" labext/node_modules deploy/node_modules

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,15 +108,17 @@ class SSEConnection:
 
 
 async def open_sse(port: int, path: str, *, headers: dict[str, str] | None = None,
-                   rcvbuf: int | None = None, host: str = "127.0.0.1") -> SSEConnection:
-    """Open ``path`` on ``host:port`` and read the response head."""
+                   rcvbuf: int | None = None, host: str = "127.0.0.1",
+                   tls: ssl.SSLContext | None = None) -> SSEConnection:
+    """Open ``path`` on ``host:port`` (over TLS with ``tls``) and read the response head."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, (host, port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 22)
+    reader, writer = await asyncio.open_connection(
+        sock=sock, limit=1 << 22, ssl=tls, server_hostname=host if tls else None)
     head = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode())

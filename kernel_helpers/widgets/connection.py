@@ -37,7 +37,11 @@ WATCH_JS = """
   }
   function check() {
     if (gone) { mark(); return; }
-    fetch(url, {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+    // a JupyterHub server checks XSRF on cookie-authenticated API reads too
+    var xsrf = (document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]*)/) || [])[1];
+    var headers = xsrf ? {'X-XSRFToken': decodeURIComponent(xsrf)} : {};
+    var options = {credentials: 'same-origin', cache: 'no-store', headers: headers};
+    fetch(url, options).then(function (r) {
       if (!r.ok) { throw new Error('HTTP ' + r.status); }
       return r.json();
     }).then(function (info) {

@@ -84,6 +84,8 @@ class JobQueue:
         self._wanted = False
         self._waiting_on_cluster = False  # jobs wait for a cluster's capacity
         self._checked = 0.0  # monotonic time of the last admission
+        #: jobs left queued by the last admission (they keep the server busy)
+        self.waiting = 0
 
     def gpu_uuids(self) -> list[str]:
         return list(self.machine.get("gpu_uuids") or [])
@@ -137,12 +139,14 @@ class JobQueue:
             rows = await self.repository.in_states([states.QUEUED, *states.ACTIVE])
             queued = [r for r in rows if r["state"] == states.QUEUED]
             self._waiting_on_cluster = False
+            self.waiting = len(queued)
             if not queued:
                 return
             busy = [r for r in rows if r["state"] in states.ACTIVE and r["kind"] == "papermill"]
             free = await self._free_slots(busy)
             by_id = {r["id"]: r for r in queued}
             admitted = admit([waiting_of(r) for r in queued], free)
+            self.waiting = len(queued) - len(admitted)
             self._waiting_on_cluster = (self.supervisor.executor.places_jobs
                                         and len(admitted) < len(queued))
             for admission in admitted:

@@ -203,6 +203,7 @@ class NotebenchJobService(LoggingConfigurable):
         self.supervisor.on_busy = self._note_activity
         self.supervisor.retire_hooks.append(self.ingest.forget)
         self.supervisor.every_tick(self.jobqueue.schedule_if_wanted)
+        self.supervisor.every_tick(self._note_queued_activity)
         self.supervisor.every_tick(self.reader.refresh_disk)
         self.supervisor.every_tick(self.trash.retention_tick)
         self._serverapp = serverapp
@@ -276,6 +277,12 @@ class NotebenchJobService(LoggingConfigurable):
         """``GET lifecycle/cluster``: where jobs run (the executor's view)."""
         return await asyncio.to_thread(self.executor.cluster)
 
+    async def _note_queued_activity(self) -> None:
+        """Jobs waiting in the queue keep the server busy too (running ones already do):
+        an idle culler must not stop a server with work in flight."""
+        if not len(self.supervisor.live) and self.jobqueue.waiting:
+            self._note_activity()
+
     def _note_activity(self) -> None:
         self.last_activity = time.time()
         web_app = getattr(self._serverapp, "web_app", None)
@@ -333,10 +340,12 @@ class NotebenchJobService(LoggingConfigurable):
     def current_activity(self) -> list[dict[str, Any]] | None:
         """What keeps the server busy: the active jobs (None when there are none)."""
         records = self.supervisor.live.records()
-        if not records:
+        queued = self.jobqueue.waiting
+        if not records and not queued:
             return None
-        return [{"type": "notebench_job", "job_id": j.job_id, "kind": j.kind}
-                for j in records]
+        active = [{"type": "notebench_job", "job_id": j.job_id, "kind": j.kind}
+                  for j in records]
+        return active + ([{"type": "notebench_queued_jobs", "count": queued}] if queued else [])
 
     # -- the handlers' operations ---
 

@@ -21,6 +21,10 @@ from prometheus_client.core import (
     Metric,
 )
 
+from notebench.jobprotocol import STATES
+
+from .alerts.engine import FIRING, PENDING
+from .alerts.rules import SEVERITIES
 from .series import CATALOG
 from .stats import BUCKETS
 
@@ -42,13 +46,20 @@ class _Collector:
         yield from _series_families(service.current_values())
         sample = service.latest_sample or {}
         yield from _io_counters(sample)
+        # every state, zeros too: a dashboard's queue length is 0, not "no data"
         jobs = GaugeMetricFamily("notebench_jobs", "Jobs by state", labels=["state"])
-        for state, count in sorted(service.jobs_by_state.items()):
-            jobs.add_metric([state], count)
+        by_state = service.jobs_by_state
+        for state in sorted(set(STATES) | set(by_state)):
+            jobs.add_metric([state], by_state.get(state, 0))
         yield jobs
+        gpus = (sample.get("gpu_status") or {}).get("count")
+        if isinstance(gpus, int):  # 0 where NVML sees none: GPU panels are empty, not broken
+            yield GaugeMetricFamily("notebench_gpus", "GPUs the server's NVML sees",
+                                    value=gpus)
         alerts = GaugeMetricFamily("notebench_alerts", "Active alerts by state and severity",
                                    labels=["state", "severity"])
-        counts: dict[tuple[str, str], int] = {}
+        counts = {(state, severity): 0 for state in (PENDING, FIRING)
+                  for severity in SEVERITIES}  # zeros: "no alerts" is data too
         for alert in service.engine.active.values():
             key = (alert.state, alert.severity)
             counts[key] = counts.get(key, 0) + 1
@@ -123,6 +134,9 @@ def _internal_families(service: NotebenchMonitoringService) -> Iterator[Metric]:
     for topic, count in sorted(service.sse_by_topic().items()):
         clients.add_metric([topic], count)
     yield clients
+    # all streams together, 0 too (a stream of several topics counts once)
+    yield GaugeMetricFamily("notebench_sse_streams", "Open event streams",
+                            value=service.sse_streams())
     yield CounterMetricFamily("notebench_events_published", "Events published on the bus",
                               value=bus.published)
     yield CounterMetricFamily("notebench_sse_dropped_clients",

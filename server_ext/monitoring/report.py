@@ -32,6 +32,11 @@ def sse_by_topic(bus: EventBus) -> dict[str, int]:
     return counts
 
 
+def sse_streams(bus: EventBus) -> int:
+    """Open SSE streams (one per client, whatever its topics)."""
+    return sum(isinstance(sub, StreamSubscriber) for sub in bus.subscribers())
+
+
 def sampler_figures(sampler: Sampler | None, interval: float) -> dict[str, Any]:
     """Whether the sampler runs, its samples, skipped ticks, errors and cost."""
     figures: dict[str, Any] = {"running": bool(sampler and sampler.alive),

@@ -29,7 +29,7 @@ from .history import History
 from .housekeeping import Housekeeping, Retention
 from .jobwatch import JobWatch
 from .prometheus import Exporter
-from .report import StatsReport, sse_by_topic
+from .report import StatsReport, sse_by_topic, sse_streams
 from .roots import sample_roots
 from .sampler import Sampler
 from .series import SeriesKey, flatten
@@ -103,6 +103,10 @@ class NotebenchMonitoringService(LoggingConfigurable):
     metrics_public = Bool(False, help="Serve notebench/metrics (Prometheus) without "
                           "authentication, like jupyter_server's authenticate_prometheus="
                           "False.").tag(config=True)
+    public_liveness = Bool(False, help="Also serve an unauthenticated liveness probe at "
+                           "{base_url}notebench/livez (GET/HEAD; 200 {\"status\": \"ok\"} or "
+                           "503 {\"status\": \"fail\"}, nothing more; not user activity). "
+                           "Readiness stays authenticated.").tag(config=True)
     log_max_age_days = Float(30.0, help="Days log records are kept (0: no age limit); the "
                              "count limit is NotebenchApp.log_keep_records.").tag(config=True)
     log_prune_interval = Float(600.0, help="Seconds between retention passes over logs and "
@@ -316,6 +320,9 @@ class NotebenchMonitoringService(LoggingConfigurable):
 
     def sse_by_topic(self) -> dict[str, int]:
         return sse_by_topic(self.bus)
+
+    def sse_streams(self) -> int:
+        return sse_streams(self.bus)
 
     def stats(self) -> dict[str, Any]:
         return self.report.document(self.sampler)

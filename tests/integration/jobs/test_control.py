@@ -74,8 +74,11 @@ async def test_pause_freezes_every_process_and_resume_continues(jobs_api, write_
     pids = await services.jobs.job_pids(job["id"])
     roles = (await jobs_api.get(job["id"]))["processes"]
     assert {roles["runner"]["pid"], roles["kernel"]["pid"]} <= set(pids)
-    statuses = {psutil.Process(p).status() for p in pids}
-    assert statuses == {psutil.STATUS_STOPPED}, statuses
+
+    def frozen() -> bool:  # SIGSTOP takes effect when the kernel next schedules each one
+        return {psutil.Process(p).status() for p in pids} == {psutil.STATUS_STOPPED}
+
+    await wait_for(frozen, 10)
     before_cpu = cpu_seconds(pids)
     before = await jobs_api.get(job["id"])
     assert before["duration"] == pytest.approx(5.0)

@@ -6,7 +6,11 @@ import os
 import urllib.parse
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_auth import raw_fetch
+
+from .conftest import wait_for
 
 PARAMS = '''import typing
 from typing import Union
@@ -127,3 +131,29 @@ async def test_running_jobs_count_as_server_activity(jobs_api, write_notebook, j
     await jobs_api.wait(job["id"])
     assert jp_serverapp.web_app.settings["notebench_jobs_last_activity"] >= before
     assert not app.current_activity()
+
+
+@pytest.mark.parametrize("jobs_config", [{"cpu_slots": 0, "tick_seconds": 0.2}])
+async def test_a_queued_job_alone_counts_as_server_activity(jobs_api, write_notebook,
+                                                            jp_serverapp):
+    """No slot: the job only waits, and the server still reports work in flight (a Hub's
+    idle culler must not stop it)."""
+    extension = jp_serverapp.extension_manager.extension_apps["notebench.server"]
+    app = next(iter(extension))
+    job = await jobs_api.submit(write_notebook("waits", ["1"]))
+    assert job["state"] == "queued"
+
+    def queued_activity():
+        return app.current_activity()
+
+    assert await wait_for(queued_activity, 10) == [
+        {"type": "notebench_queued_jobs", "count": 1}]
+    before = jp_serverapp.web_app.settings.get("notebench_jobs_last_activity")
+
+    def noted_again():
+        now = jp_serverapp.web_app.settings.get("notebench_jobs_last_activity")
+        return now if now is not None and (before is None or now > before) else None
+
+    assert await wait_for(noted_again, 10)  # ticks keep noting it, with no job running
+    await jobs_api.control(job["id"], "cancel")
+    assert await wait_for(lambda: app.current_activity() is None, 10)

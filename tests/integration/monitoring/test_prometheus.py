@@ -50,6 +50,10 @@ async def test_metrics_need_authentication(jp_http_port, jp_base_url, jp_auth_he
                  "notebench_http_request_duration_seconds_bucket",
                  "notebench_events_published_total"):
         assert name in text, name
+    # every job state, zeros too (a dashboard's queue length is 0, not "no data")
+    assert 'notebench_jobs{state="queued"} 0.0' in text
+    gpus = monitoring.latest_sample["gpu_status"]["count"]  # 0 here: NVML is absent
+    assert f"notebench_gpus {float(gpus)}" in text
     # never in prometheus_client's global registry (it feeds jupyter_server's /metrics)
     assert b"notebench_" not in prometheus_client.generate_latest(prometheus_client.REGISTRY)
     server_metrics = await scrape(jp_http_port, jp_base_url, jp_auth_header, "metrics")

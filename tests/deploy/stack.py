@@ -213,9 +213,13 @@ class Nginx:
         return f"https://127.0.0.1:{self.https_port}"
 
     def config(self) -> Path:
+        """The certificate and the rendered configuration (once): workers that must trust
+        the certificate may start before nginx does."""
+        path = self.folder / "nginx.conf"
+        if path.exists():
+            return path
         self.folder.mkdir(parents=True, exist_ok=True)
         cert, key = make_certificate(self.folder)
-        self.cert = cert
         text = render((DEPLOY / "nginx.conf").read_text(), {
             "pid /run/nginx.pid;": f"pid {self.folder / 'nginx.pid'};",
             "/var/log/nginx/": f"{self.folder}/",
@@ -225,9 +229,12 @@ class Nginx:
             "/etc/notebench/tls/privkey.pem": str(key),
             "server 127.0.0.1:8000;": f"server {self.upstream};",
         })
-        path = self.folder / "nginx.conf"
         path.write_text(text)
         return path
+
+    @property
+    def cert(self) -> Path:
+        return self.folder / "fullchain.pem"
 
     def start(self) -> None:
         path = self.config()

@@ -17,6 +17,7 @@ import pytest
 
 from notebench.jobprotocol import TERMINAL
 from tests.deploy.stack import DEPLOY, NGINX, Hub, Nginx, Prometheus, missing_parts, request
+from tests.server_process import free_port
 from tests.sse_client import open_sse
 from tests.synchronous import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from tests.waiting import wait_until
@@ -324,6 +325,8 @@ def test_every_dashboard_expression_returns_data(prometheus: Prometheus) -> None
 
 # -- the idle culler -------------------------------------------------------------------------
 
+STEPS = ("import notebench\nfor step in range(steps):\n"
+         "    notebench.report(step=step, loss=1 / (step + 1))")
 BUSY = "import time\nfor _ in range(int(seconds * 10)):\n    time.sleep(0.1)"
 
 
@@ -356,3 +359,50 @@ def test_the_culler_stops_an_idle_server_and_keeps_one_with_a_running_job(
         request(f"{job}/control", "POST", {"action": "stop"}, token=token)
     finally:
         hub.stop()
+
+
+# -- jobs on the shared Dask cluster --------------------------------------------------------
+
+def test_a_users_job_runs_on_the_shared_dask_cluster_and_reports_through_nginx(
+        tmp_path: Path) -> None:
+    """The Hub's DASK_SCHEDULER: the user's server submits to the cluster; the worker sends
+    the job's output back through nginx (TLS) and the proxy with the job's own token."""
+    from tests.dask_cluster import start_cluster
+    from tests.integration.widgets.tiny import write_notebook
+
+    proxy_port = free_port()
+    front = Nginx(tmp_path / "nginx", upstream=f"127.0.0.1:{proxy_port}")
+    front.config()  # the certificate the worker must trust
+    cluster = start_cluster(tmp_path, {"cpu-worker": ("CPU=2",)},
+                            {"cpu-worker": {"SSL_CERT_FILE": str(front.cert)}})
+    hub = Hub(tmp_path / "hub", proxy_port=proxy_port, settings={
+        "NOTEBENCH_HUB_DASK_SCHEDULER": cluster.address,
+        "NOTEBENCH_HUB_WORKER_URL": front.url})
+    try:
+        hub.start()
+        front.start()
+        hub.add_users("erin")
+        hub.start_server("erin")
+        token = hub.token_for("erin")
+        write_notebook(hub.folder / "homes" / "erin" / "steps.ipynb", [STEPS],
+                       parameters="steps: int = 5")
+        submitted = api(front, "erin", "lifecycle/jobs", token, "POST",
+                        {"notebook": "steps.ipynb"})
+        assert submitted.status == 201, submitted.body
+        path = f"lifecycle/jobs/{submitted.body['id']}"
+
+        def ended() -> dict[str, Any] | None:
+            job = api(front, "erin", path, token).body
+            return job if job["state"] in TERMINAL else None
+
+        done = wait_until(ended, timeout=180)
+        assert done["state"] == "succeeded", (done["reason"], done["error"])
+        runner = done["processes"]["runner"]
+        assert runner["executor"] == "dask" and runner["worker"].startswith("tcp://"), runner
+        metrics = api(front, "erin", f"{path}/metrics", token).body
+        losses = next(s for s in metrics["series"] if s["name"] == "loss")
+        assert losses["count"] == 5
+    finally:
+        front.stop()
+        hub.stop()
+        cluster.stop()

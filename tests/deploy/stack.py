@@ -16,6 +16,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,18 @@ class Process:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
+        """Until ``probe()`` holds (refused connections count as not yet); fails at once,
+        with the log's tail, if the process ended."""
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"{self.name} ended:\n{self.tail()}"
+            try:
+                return probe()
+            except OSError:
+                return False
+
+        wait_until(ready, timeout=timeout)
+
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
@@ -153,16 +166,7 @@ class Hub:
         self.process = start("jupyterhub", [str(HUB_BIN), "-f",
                                             str(DEPLOY / "jupyterhub_config.py")],
                              self.folder, env)
-
-        def up() -> bool:
-            assert self.process is not None and self.process.proc.poll() is None, (
-                self.process.tail() if self.process else "")
-            try:
-                return self.api("GET", "").status == 200
-            except OSError:
-                return False
-
-        wait_until(up, timeout=120)
+        self.process.wait_ready(lambda: self.api("GET", "").status == 200, timeout=120)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -240,16 +244,9 @@ class Nginx:
         path = self.config()
         self.process = start("nginx", [NGINX, "-c", str(path), "-p", str(self.folder),
                                        "-g", "daemon off;"], self.folder)
-
-        def up() -> bool:
-            assert self.process is not None and self.process.proc.poll() is None, (
-                self.process.tail())
-            try:
-                return request(f"{self.url}/hub/api/", context=self.context()).status == 200
-            except OSError:
-                return False
-
-        wait_until(up, timeout=30)
+        self.process.wait_ready(
+            lambda: request(f"{self.url}/hub/api/", context=self.context()).status == 200,
+            timeout=30)
 
     def context(self) -> ssl.SSLContext:
         """A client that trusts the test certificate (and checks it)."""
@@ -291,16 +288,8 @@ class Prometheus:
         self.process = start("prometheus", [
             PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.folder / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}"], self.folder)
-
-        def up() -> bool:
-            assert self.process is not None and self.process.proc.poll() is None, (
-                self.process.tail())
-            try:
-                return request(f"{self.url}/-/ready").status == 200
-            except OSError:
-                return False
-
-        wait_until(up, timeout=60)
+        self.process.wait_ready(lambda: request(f"{self.url}/-/ready").status == 200,
+                                timeout=60)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         answer = request(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))

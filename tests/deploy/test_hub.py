@@ -5,11 +5,15 @@ each run a template job, an admin who sees both, and a user who cannot reach the
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,21 @@ def test_tls_hsts_redirect_and_the_metrics_kept_inside(nginx: Nginx, hub: Hub) -
                  "/user/alice//notebench/metrics"):
         outside = request(f"{nginx.url}{path}", context=nginx.context())
         assert outside.status == 404, path
+
+
+def test_an_upload_larger_than_nginx_default_streams_through_with_its_sha256(
+        nginx: Nginx, tokens: dict[str, str]) -> None:
+    rows = "".join(f"{i},{i * 7 % 1000},{os.urandom(8).hex()}\n" for i in range(800_000))
+    body = ("id,value,tag\n" + rows).encode()  # ~24 MiB: past nginx's default 1 MiB limit
+    url = (f"{nginx.url}/user/alice/notebench/api/assets/upload/datasets?"
+           "name=through-nginx.csv")
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Authorization": f"token {tokens['alice']}",
+        "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(req, timeout=120, context=nginx.context()) as response:
+        asset = json.loads(response.read())
+    assert asset["size"] == len(body)
+    assert asset["sha256"] == hashlib.sha256(body).hexdigest()
 
 
 # -- jobs through nginx and the proxy, followed on the SSE stream ---------------------------
@@ -406,3 +425,21 @@ def test_a_users_job_runs_on_the_shared_dask_cluster_and_reports_through_nginx(
         front.stop()
         hub.stop()
         cluster.stop()
+
+
+# -- nginx's rate limit (last: it spends the address's allowance) --------------------------
+
+def test_nginx_limits_the_request_rate_on_the_apis(nginx: Nginx) -> None:
+    url = f"{nginx.url}/hub/api/"
+    context = nginx.context()
+
+    def one(_: int) -> int:
+        return request(url, context=context).status
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(one, range(400)))
+    assert statuses.count(429) > 0, statuses  # past the burst: refused, not queued
+    assert statuses.count(200) >= 100  # the burst itself passes
+    assert set(statuses) <= {200, 429}
+    # the allowance comes back (50 requests a second)
+    wait_until(lambda: request(url, context=context).status == 200, timeout=30)

@@ -30,9 +30,10 @@ PORT ?= 8888
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-# what building the wheel needs (pyproject's [build-system] requires); built without isolation.
-# jupyter-builder brings `jlpm` and `jupyter-builder`, which build labext/.
-BUILD_DEPS = "hatchling>=1.21" "hatch-jupyter-builder>=0.9" "jupyter-builder>=1.2.3"
+# The dev dependency group (pyproject's [dependency-groups]): what building the wheel needs
+# (the [build-system] requires; built without isolation) and ruff. jupyter-builder brings
+# `jlpm` and `jupyter-builder`, which build labext/. Groups need pip 25.1 or later.
+PIP_FOR_GROUPS = "pip>=25.1"
 # the packages the benchmarks compare notebench with (never in the test venv:
 # jupyter-resource-usage enables itself in every server of its environment)
 BENCH_PACKAGES = tensorboard mlflow lightning jupyter-resource-usage
@@ -69,7 +70,8 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BUILD_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) $(INSTALL) $(BUILD_DEPS)
+	$(PIP) $(INSTALL) $(PIP_FOR_GROUPS)
+	$(PIP) $(INSTALL) --group dev
 	touch $@
 
 # Browser tests need chromium (+ fonts), alert rule tests need promtool. Installed only when
@@ -122,10 +124,11 @@ wheel: $(BUILD_STAMP) labext
 	rm -rf dist
 	$(PIP) wheel -q --no-deps --no-build-isolation -w dist .
 
-# the heavy part: torch (pinned CPU wheel) and notebench's dependencies with the test extra
+# the heavy part: torch (pinned CPU wheel) and notebench's dependencies with the torch, hub
+# and test extras
 $(DEPS_STAMP): pyproject.toml constraints.txt | wheel
 	$(PIP) $(INSTALL) torch==2.13.0
-	$(PIP) $(INSTALL) "$(WHEEL)[test]"
+	$(PIP) $(INSTALL) "$(WHEEL)[torch,hub,test]"
 	touch $@
 
 install: $(DEPS_STAMP) wheel
@@ -172,7 +175,7 @@ $(BENCH_VENV)/bin/python:
 
 $(BENCH_STAMP): pyproject.toml constraints.txt | $(BENCH_VENV)/bin/python wheel
 	$(BENCH_PIP) $(INSTALL) torch==2.13.0
-	$(BENCH_PIP) $(INSTALL) "$(WHEEL)[test]" $(BENCH_PACKAGES)
+	$(BENCH_PIP) $(INSTALL) "$(WHEEL)[torch,test]" $(BENCH_PACKAGES)
 	touch $@
 
 # benchmarks run with the bench venv's python from the repository root (PYTHONPATH lets

@@ -19,7 +19,7 @@ UsageSource = Callable[[str], "dict[str, Any] | None"]
 class HardwareView(Protocol):
     """The hardware capability, to jobs (``auto`` parameters)."""
 
-    async def profile(self) -> dict[str, Any]: ...
+    async def profile(self, kernel_name: str | None = None) -> dict[str, Any]: ...
 
 
 class AssetRoot(Protocol):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PROBE_MODULE = "notebench.hardware.torch_probe"
@@ -107,9 +108,13 @@ def collect() -> dict[str, Any]:
     return result
 
 
-def probe_command() -> list[str]:
-    """The command that prints the probe's JSON."""
-    return [sys.executable, "-m", PROBE_MODULE]
+def probe_command(python: str | None = None) -> list[str]:
+    """The command that prints the probe's JSON, run by ``python`` (default: this one).
+    Another interpreter runs this file itself: it needs only the standard library (and
+    torch), not notebench, so any kernel environment can be probed."""
+    if python is None or python == sys.executable:
+        return [sys.executable, "-m", PROBE_MODULE]
+    return [python, str(Path(__file__).resolve())]
 
 
 def parse_probe_output(stdout: bytes | str) -> dict[str, Any]:
@@ -136,9 +141,28 @@ def torch_distribution_version() -> str | None:
         return None
 
 
-def probe_cache_key() -> str:
+#: prints the torch version of the interpreter that runs it (metadata only, no import)
+VERSION_SNIPPET = ("import importlib.metadata as m\n"
+                   "try: print(m.version('torch'))\n"
+                   "except m.PackageNotFoundError: print('none')")
+
+
+def torch_version_of(python: str, timeout: float = 60) -> str | None:
+    """The torch version installed for another interpreter ('none' when absent; None when
+    that interpreter cannot tell)."""
+    try:
+        done = subprocess.run([python, "-c", VERSION_SNIPPET], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def probe_cache_key(python: str | None = None) -> str:
     """Interpreter and torch version: the probe's answer is valid while these hold."""
-    return f"{sys.executable}|torch=={torch_distribution_version() or 'none'}"
+    if python is None or python == sys.executable:
+        return f"{sys.executable}|torch=={torch_distribution_version() or 'none'}"
+    return f"{python}|torch=={torch_version_of(python) or 'unknown'}"
 
 
 def _run(timeout: float) -> tuple[dict[str, Any], bool]:

@@ -18,6 +18,7 @@ def _create(app: NotebenchApp, services: Services) -> HardwareService:
         services.workspace, services.store, services.bus,
         probe_timeout=app.torch_probe_timeout, benchmark_nice=app.benchmark_nice,
         benchmark_disk_mb=app.benchmark_disk_mb, benchmark_quick=app.benchmark_quick,
+        kernel_specs=app.serverapp.kernel_spec_manager if app.serverapp else None,
     )
 
 

@@ -25,6 +25,7 @@ from ..errors import conflict
 from ..events.bus import EventBus
 from ..store import Store
 from ..workspace import Workspace
+from .environments import SERVER_ENVIRONMENT, KernelEnvironment, KernelSpecs, kernel_environment
 
 log = logging.getLogger("notebench.hardware")
 
@@ -36,7 +37,8 @@ class HardwareService:
 
     def __init__(self, workspace: Workspace, store: Store, bus: EventBus, *,
                  probe_timeout: float = 180.0, benchmark_nice: int = 10,
-                 benchmark_disk_mb: int = 256, benchmark_quick: bool = False) -> None:
+                 benchmark_disk_mb: int = 256, benchmark_quick: bool = False,
+                 kernel_specs: KernelSpecs | None = None) -> None:
         self.workspace = workspace
         self.store = store
         self.bus = bus
@@ -44,51 +46,66 @@ class HardwareService:
         self.benchmark_nice = benchmark_nice
         self.benchmark_disk_mb = benchmark_disk_mb
         self.benchmark_quick = benchmark_quick
-        self._torch: dict[str, Any] | None = None
-        self._torch_task: asyncio.Task[dict[str, Any]] | None = None
+        self.kernel_specs = kernel_specs
+        # per interpreter (kernelspecs name a few): the facts, and the probe under way
+        self._torch: dict[str, dict[str, Any]] = {}
+        self._torch_tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._benchmark: BenchmarkRun | None = None
 
     # -- profile -----------------------------------------------------------------------
 
-    async def profile(self) -> dict[str, Any]:
+    async def environment(self, kernel_name: str | None = None) -> KernelEnvironment:
+        """The interpreter of ``kernel_name`` (None: the server's); 400 for no such kernel."""
+        return await asyncio.to_thread(kernel_environment, self.kernel_specs, kernel_name)
+
+    async def profile(self, kernel_name: str | None = None) -> dict[str, Any]:
+        """The profile, its torch facts (and benchmark) from ``kernel_name``'s environment."""
+        env = await self.environment(kernel_name)
         static, torch = await asyncio.gather(
-            asyncio.to_thread(collect_static_profile, self.workspace.path), self.torch_info()
-        )
+            asyncio.to_thread(collect_static_profile, self.workspace.path),
+            self.torch_info(env))
         profile = {**static, "torch": torch}
         profile["fingerprint"] = fingerprint(profile)
         profile["benchmark"] = await self.latest_benchmark(profile["fingerprint"])
+        profile["facts_from"] = facts_from(env)
         return profile
 
-    async def recommendations(self) -> dict[str, Any]:
-        profile = await self.profile()
+    async def recommendations(self, kernel_name: str | None = None) -> dict[str, Any]:
+        profile = await self.profile(kernel_name)
         settings = await asyncio.to_thread(recommended_settings, profile)
-        return {"fingerprint": profile["fingerprint"], "settings": settings}
+        return {"fingerprint": profile["fingerprint"], "settings": settings,
+                "facts_from": profile["facts_from"]}
 
-    async def torch_info(self) -> dict[str, Any]:
-        """torch facts from the probe subprocess, cached in memory and in the store."""
-        if self._torch is not None:
-            return self._torch
-        if self._torch_task is None or (self._torch_task.done() and self._torch is None):
-            self._torch_task = asyncio.ensure_future(self._load_torch_info())
-        return await asyncio.shield(self._torch_task)
+    async def torch_info(self, env: KernelEnvironment = SERVER_ENVIRONMENT) -> dict[str, Any]:
+        """torch facts of ``env`` from the probe subprocess, cached in memory and in the
+        store (per interpreter and torch version)."""
+        known = self._torch.get(env.python)
+        if known is not None:
+            return known
+        task = self._torch_tasks.get(env.python)
+        if task is None or task.done():
+            task = self._torch_tasks[env.python] = asyncio.ensure_future(
+                self._load_torch_info(env))
+        return await asyncio.shield(task)
 
-    async def _load_torch_info(self) -> dict[str, Any]:
-        key = "torch_probe:" + await asyncio.to_thread(probe_cache_key)
+    async def _load_torch_info(self, env: KernelEnvironment) -> dict[str, Any]:
+        key = "torch_probe:" + await asyncio.to_thread(probe_cache_key, env.python)
         cached = await self.store.read(lambda conn: _kv_get(conn, key))
         if cached is not None:
-            self._torch = cached
+            self._torch[env.python] = cached
             return cached
-        info = await self._run_probe()
-        if not info.get("error") and not self.store.read_only:
-            await self.store.write(lambda conn: _kv_put(conn, key, info))
-        self._torch = info if not info.get("error") else None
+        info = await self._run_probe(env)
+        if not info.get("error"):
+            if not self.store.read_only:
+                await self.store.write(lambda conn: _kv_put(conn, key, info))
+            self._torch[env.python] = info
         return info
 
-    async def _run_probe(self) -> dict[str, Any]:
+    async def _run_probe(self, env: KernelEnvironment) -> dict[str, Any]:
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            *probe_command(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
+            *probe_command(env.python), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), self.probe_timeout)
         except asyncio.TimeoutError:
@@ -120,28 +137,31 @@ class HardwareService:
     async def latest_benchmark(self, fp: str) -> dict[str, Any] | None:
         return await self.store.read(lambda conn: _latest_benchmark(conn, fp))
 
-    async def benchmark_status(self) -> dict[str, Any]:
+    async def benchmark_status(self, kernel_name: str | None = None) -> dict[str, Any]:
         run = self._benchmark
         if run is not None and run.running:
             return run.as_dict()
+        env = await self.environment(kernel_name)
         profile_fp = fingerprint({**await asyncio.to_thread(collect_static_profile,
                                                             self.workspace.path),
-                                  "torch": await self.torch_info()})
+                                  "torch": await self.torch_info(env)})
         latest = await self.latest_benchmark(profile_fp)
         if latest is None:
             return {"state": "none", "fingerprint": profile_fp}
         return latest
 
-    async def start_benchmark(self) -> dict[str, Any]:
+    async def start_benchmark(self, kernel_name: str | None = None) -> dict[str, Any]:
+        """A benchmark run in ``kernel_name``'s environment (which needs notebench)."""
         if self._benchmark is not None and self._benchmark.running:
             raise conflict("a hardware benchmark is already running", "benchmark_running",
                            run_id=self._benchmark.run_id)
+        env = await self.environment(kernel_name)
         profile = {**await asyncio.to_thread(collect_static_profile, self.workspace.path),
-                   "torch": await self.torch_info()}
+                   "torch": await self.torch_info(env)}
         fp = fingerprint(profile)
         run_id = await self.store.write(lambda conn: _insert_benchmark(conn, fp))
         command = ["nice", "-n", str(self.benchmark_nice), *_benchmark_command(
-            self.workspace.tmp_dir, self.benchmark_disk_mb, self.benchmark_quick)]
+            env.python, self.workspace.tmp_dir, self.benchmark_disk_mb, self.benchmark_quick)]
         run = BenchmarkRun(run_id, fp, command, self)
         self._benchmark = run
         await run.start()
@@ -243,8 +263,16 @@ class BenchmarkRun:
                 await asyncio.wait_for(self._task, 5)
 
 
-def _benchmark_command(directory: Any, disk_mb: int, quick: bool) -> list[str]:
-    command = [sys.executable, "-m", "notebench.hardware.benchmark", "--dir", str(directory),
+def facts_from(env: KernelEnvironment) -> dict[str, Any]:
+    """Where each part of a profile came from: the machine's facts from the server's
+    process, torch's (and so the benchmark's) from the kernel's interpreter."""
+    return {"system": {"source": "server", "python": sys.executable,
+                       "facts": ["cpu", "memory", "gpus", "gpu_status", "storage", "python"]},
+            "torch": {**env.describe(), "facts": ["torch", "benchmark"]}}
+
+
+def _benchmark_command(python: str, directory: Any, disk_mb: int, quick: bool) -> list[str]:
+    command = [python, "-m", "notebench.hardware.benchmark", "--dir", str(directory),
                "--disk-mb", str(disk_mb)]
     return [*command, "--quick"] if quick else command
 

@@ -240,17 +240,20 @@ class JobQueue:
                   if v == "auto" and n in self.settings.resolve_auto]
         if not wanted or self.hardware is None:
             return resolved, {}
-        try:
-            profile = await self.hardware.profile()
+        source = await asyncio.to_thread(read_notebook, Path(row["job_dir"]) / NOTEBOOK,
+                                         NOTEBOOK)
+        kernel = row["kernel_name"] or source.kernel_name  # the kernel the job will run
+        try:  # its environment's torch facts (another venv's, maybe), the machine's share
+            profile = await self.hardware.profile(kernel)
         except Exception as exc:
-            log.warning("job %s: no hardware profile to resolve 'auto' (%s)", row["id"], exc)
+            log.warning("job %s: no hardware profile of kernel %s to resolve 'auto' (%s)",
+                        row["id"], kernel, exc)
             return resolved, {}
         from notebench.hardware import recommended_settings
 
         view = job_profile(profile, resources)
         settings = await asyncio.to_thread(recommended_settings, view)
-        source = await asyncio.to_thread(read_notebook, Path(row["job_dir"]) / NOTEBOOK,
-                                         NOTEBOOK)
+        facts = profile.get("facts_from", {}).get("torch", {})
         params = source.cell.by_name()
         auto: dict[str, Any] = {}
         for name in wanted:
@@ -263,7 +266,8 @@ class JobQueue:
                 continue
             resolved[name] = value
             auto[name] = {"value": value, "reason": setting.get("reason", ""),
-                          "source": "server"}
+                          "source": "server", "kernel_name": facts.get("kernel_name"),
+                          "python": facts.get("python")}
         return resolved, auto
 
     def _default_cpus(self) -> int:

@@ -26,7 +26,7 @@ async def test_profile_answers_without_a_gpu(api, jp_root_dir):
 
 async def test_torch_facts_are_cached_in_the_store(api, services):
     first = await api("GET", "hardware")
-    services.hardware._torch = None  # forget the in-memory copy: the store still has it
+    services.hardware._torch.clear()  # forget the in-memory copy: the store still has it
     second = await api("GET", "hardware")
     assert second.body["torch"] == first.body["torch"]
     assert second.body["fingerprint"] == first.body["fingerprint"]
@@ -106,3 +106,38 @@ def test_server_process_never_imports_torch(tmp_path: Path):
         assert "libtorch" not in maps
     finally:
         server.stop()
+
+
+async def test_a_kernel_names_the_environment_of_the_torch_facts(api, jp_serverapp,
+                                                                 tmp_path, monkeypatch):
+    """A kernelspec whose interpreter has no notebench (a bare venv): the probe still runs
+    there (it needs only the standard library), and the profile says where facts came from."""
+    import json
+    import subprocess
+    import sys
+
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    # the probe sees what the kernel would: pytest-jupyter's PYTHONPATH names this venv
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    spec = Path(jp_serverapp.kernel_spec_manager.kernel_dirs[0]) / "bare"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f",
+                 "{connection_file}"], "display_name": "bare", "language": "python"}))
+    bare = await api("GET", "hardware", params={"kernel_name": "bare"})
+    assert bare.status == 200, bare.body
+    assert bare.body["torch"]["installed"] is False, (bare.body["facts_from"], bare.body["torch"])
+    assert "torch" in bare.body["torch"]["error"]  # why: no module named torch
+    assert bare.body["facts_from"]["torch"]["python"] == str(venv / "bin" / "python")
+    assert bare.body["facts_from"]["torch"]["source"] == "kernelspec"
+    own = await api("GET", "hardware")
+    assert own.body["torch"]["installed"] is True
+    assert own.body["facts_from"]["torch"] == {"source": "server", "kernel_name": None,
+                                               "python": sys.executable,
+                                               "facts": ["torch", "benchmark"]}
+    assert own.body["fingerprint"] != bare.body["fingerprint"]
+    for name, code in (("no-such-kernel", "unknown_kernel"), ("x" * 300, "unknown_kernel")):
+        refused = await api("GET", "hardware/recommendations", params={"kernel_name": name})
+        assert refused.status == 400 and refused.body["error"]["code"] == code

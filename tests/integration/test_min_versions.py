@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from packaging.version import Version
 
 from tests.integration.assets.conftest import multipart_body
 from tests.server_process import ServerProcess
+from tests.waiting import wait_until
 
 try:
     import tomllib
@@ -162,3 +165,66 @@ def test_kernel_side_imports_on_the_floors(min_python: Path, tmp_path: Path) -> 
         "print('torch' in sys.modules)"), tmp_path)
     assert out.strip() == "False"
 
+
+
+def add_kernelspec(folder: Path, name: str, python: str) -> Path:
+    """A kernelspec (``JUPYTER_PATH``/kernels/NAME) whose kernel runs ``python``."""
+    spec = folder / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": name, "language": "python"}))
+    return folder
+
+
+def test_a_kernel_of_another_environment_reports_its_torch(min_python: Path,
+                                                           tmp_path: Path) -> None:
+    """The server runs without torch (the floors' venv); a kernelspec names this test
+    venv's Python, which has torch: its facts are that venv's, and a job run with that
+    kernel resolves its 'auto' settings from them."""
+    from tests.integration.widgets.tiny import write_notebook
+
+    root = tmp_path / "root"
+    root.mkdir()
+    jupyter_path = add_kernelspec(tmp_path / "share", "with-torch", sys.executable)
+    server = MinVersionsServer(min_python, root)
+    environment = server.environment
+    server.environment = lambda: {**environment(), "JUPYTER_PATH": str(jupyter_path)}
+    server.start(timeout=120)
+    try:
+        status, own = server.request("GET", "hardware")
+        assert status == 200 and own["torch"]["installed"] is False
+        assert own["facts_from"]["torch"] == {
+            "source": "server", "kernel_name": None, "python": str(min_python),
+            "facts": ["torch", "benchmark"]}
+        status, kernel = server.request("GET", "hardware?kernel_name=with-torch")
+        assert status == 200, kernel
+        assert kernel["torch"]["installed"] is True
+        assert (kernel["torch"]["version"].split("+")[0]
+                == metadata.version("torch").split("+")[0]), kernel["torch"]
+        assert kernel["facts_from"]["torch"]["python"] == sys.executable
+        assert kernel["facts_from"]["torch"]["kernel_name"] == "with-torch"
+        assert kernel["fingerprint"] != own["fingerprint"]
+        status, advice = server.request("GET", "hardware/recommendations?kernel_name=with-torch")
+        assert status == 200 and advice["facts_from"]["torch"]["kernel_name"] == "with-torch"
+        status, error = server.request("GET", "hardware?kernel_name=no-such-kernel")
+        assert status == 400 and error["error"]["code"] == "unknown_kernel"
+
+        write_notebook(root / "auto.ipynb", ["print(device, precision)"],
+                       parameters="device: str = 'auto'\nprecision: str = 'auto'")
+        status, job = server.request("POST", "lifecycle/jobs", {
+            "notebook": "auto.ipynb", "kernel_name": "with-torch"})
+        assert status == 201, job
+
+        def ended() -> dict | None:
+            current = server.request("GET", f"lifecycle/jobs/{job['id']}")[1]
+            return current if current["state"] in ("succeeded", "failed") else None
+
+        done = wait_until(ended, timeout=180)
+        assert done["state"] == "succeeded", (done["reason"], done["error"])
+        for name in ("device", "precision"):
+            entry = done["auto"][name]
+            assert (entry["kernel_name"], entry["python"]) == ("with-torch", sys.executable)
+            assert entry["value"] == advice["settings"][name]["value"], (name, entry)
+    finally:
+        server.stop()

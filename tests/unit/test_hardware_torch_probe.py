@@ -28,6 +28,19 @@ def test_probe_command_uses_this_interpreter() -> None:
     assert probe_command() == [sys.executable, "-m", "notebench.hardware.torch_probe"]
 
 
+def test_another_interpreter_runs_the_probe_file_itself(tmp_path) -> None:
+    """A bare venv (no notebench, no torch): the file runs there and says torch is absent."""
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = str(venv / "bin" / "python")
+    command = probe_command(python)
+    assert command[0] == python and command[1].endswith("torch_probe.py")
+    done = subprocess.run(command, capture_output=True, timeout=120, check=True)
+    assert json.loads(done.stdout)["installed"] is False
+    assert probe_cache_key(python) == f"{python}|torch==none"
+
+
 def test_cache_key_names_interpreter_and_torch_version() -> None:
     key = probe_cache_key()
     assert key.startswith(sys.executable)

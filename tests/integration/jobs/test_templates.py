@@ -22,7 +22,10 @@ async def test_template_job_succeeds_with_metrics_and_a_registered_model(
     done = await jobs_api.wait(job["id"], timeout=240)
     assert done["state"] == "succeeded", (done["reason"], done["error"])
     assert done["auto"]["device"] == {"value": "cpu", "source": "server",
-                                      "reason": done["auto"]["device"]["reason"]}
+                                      "reason": done["auto"]["device"]["reason"],
+                                      # the template's kernel: this environment's python3
+                                      "kernel_name": "python3",
+                                      "python": done["auto"]["device"]["python"]}
     assert done["auto"]["batch_size"]["source"] in ("measured", "recommended")
     assert done["resolved_parameters"]["device"] == "cpu"
     metrics = await jobs_api.metrics(job["id"])

@@ -44,7 +44,7 @@ class CompareRuns(Panel):
                                              w.HBox([self.compare_button,
                                                      self.reload_button])])])
         pickers.add_class("nb-toolbar")
-        return [pickers, self.chart.figure, self.params_html]
+        return [pickers, self.chart.widget, self.params_html]
 
     def refresh(self) -> None:
         if self.client is None:

@@ -105,7 +105,7 @@ class JobDetail:
         self._clone_form(job)
         self.render()
         if not self.widget.children:
-            self.widget.children = [self.header, self.chart.figure, self.links, self.log,
+            self.widget.children = [self.header, self.chart.widget, self.links, self.log,
                                     self.clone_box]
         self.widget.layout.display = "flex"
 

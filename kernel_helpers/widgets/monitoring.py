@@ -10,7 +10,7 @@ import ipywidgets as w
 
 from ..sse import Event
 from .base import Panel
-from .charts import SeriesChart
+from .charts import PERCENT, SeriesChart
 from .fmt import esc, human_bytes, table
 
 __all__ = ["MonitoringDashboard", "sample_values"]
@@ -46,30 +46,37 @@ class MonitoringDashboard(Panel):
         self._log_keys: set[tuple[Any, ...]] = set()
         self._last_sample: dict[str, Any] | None = None
         self.samples = 0
+        self.gpu_chart: SeriesChart | None = None  # made with the first GPU series
         super().__init__(**kwargs)
 
     def build(self) -> list[w.Widget]:
         d = self.direction
         t = self.t
         self.cpu_chart = SeriesChart(t("CPU") + " %", time_axis=True, direction=d,
-                                     y_range=(0, 100))
+                                     y_range=PERCENT)
         self.memory_chart = SeriesChart(t("Memory") + " %", time_axis=True, area=True,
-                                        direction=d, y_range=(0, 100))
+                                        direction=d, y_range=PERCENT)
         self.network_chart = SeriesChart(t("Network") + " B/s", time_axis=True, direction=d,
-                                         tick_format=".2s")
-        self.gpu_chart = SeriesChart(t("GPU") + " %", time_axis=True, direction=d,
-                                     y_range=(0, 100))
-        self.gpu_note = w.HTML()
-        self.gpu_box = w.VBox([self.gpu_chart.figure, self.gpu_note])
-        self.gpu_box.add_class("nb-chart")
-        charts = w.Box([self.cpu_chart.figure, self.memory_chart.figure,
-                        self.network_chart.figure, self.gpu_box])
-        charts.add_class("nb-charts")
+                                         y_zero=True, tick_format=".3~s",
+                                         names={"rx": t("received"), "tx": t("sent")})
+        self.charts = w.Box([self.cpu_chart.widget, self.memory_chart.widget,
+                             self.network_chart.widget])
+        self.charts.add_class("nb-charts")
+        # without a GPU series there is no GPU chart, only this line (why there is none)
+        self.gpu_note = w.HTML(layout=w.Layout(display="none"))
+        self.gpu_note.add_class("nb-gpu-note")
         self.summary = w.HTML()
         self.alerts_html = w.HTML()
         self.logs_html = w.HTML()
-        return [self.summary, charts, self.heading(t("Alerts")), self.alerts_html,
-                self.heading(t("Logs")), self.logs_html]
+        return [self.summary, self.charts, self.gpu_note, self.heading(t("Alerts")),
+                self.alerts_html, self.heading(t("Logs")), self.logs_html]
+
+    def _gpu_chart(self) -> SeriesChart:
+        if self.gpu_chart is None:
+            self.gpu_chart = SeriesChart(self.t("GPU") + " %", time_axis=True,
+                                         direction=self.direction, y_range=PERCENT)
+            self.charts.children = [*self.charts.children, self.gpu_chart.widget]
+        return self.gpu_chart
 
     # -- state in ------------------------------------------------------------------------------
 
@@ -196,10 +203,8 @@ class MonitoringDashboard(Panel):
         self.network_chart.set("tx", *self._series("tx"))
         gpus = sorted(k for k in self.history if k.startswith("gpu"))
         for key in gpus:
-            self.gpu_chart.set(key, *self._series(key))
-        reason = ((last or {}).get("gpu_status") or {}).get("reason")
-        self.gpu_note.value = "" if gpus else \
-            f'<div class="nb-muted">{esc(reason or "no GPU")}</div>'
+            self._gpu_chart().set(key, *self._series(key))
+        self._draw_gpu_note(gpus, (last or self._last_sample or {}).get("gpu_status") or {})
         if last is not None:
             cpu = (last.get("cpu") or {}).get("percent")
             mem = last.get("memory") or {}
@@ -208,6 +213,18 @@ class MonitoringDashboard(Panel):
                 f'<div class="nb-muted nb-summary">{esc(self.t("CPU"))} {esc(cpu)}% · '
                 f'{esc(self.t("Memory"))} {esc(mem.get("percent"))}%'
                 f'{" (" + esc(human_bytes(used)) + ")" if used is not None else ""}</div>')
+
+    def _draw_gpu_note(self, gpus: list[str], status: dict[str, Any]) -> None:
+        """One line instead of a GPU chart: why there is none (nothing before the first
+        sample says, nor while GPUs are announced and their first sample is on its way)."""
+        if gpus or not status or status.get("available") or status.get("count"):
+            text = ""
+        else:
+            text = f'{self.t("GPU")}: {status.get("reason") or self.t("none on this machine")}'
+        value = f'<div class="nb-muted" title="{esc(text)}">{esc(text)}</div>' if text else ""
+        if self.gpu_note.value != value:
+            self.gpu_note.value = value
+            self.gpu_note.layout.display = "block" if text else "none"
 
     def _draw_alerts(self) -> None:
         shown = sorted(self.alerts.values(), key=lambda a: a.get("updated") or 0, reverse=True)

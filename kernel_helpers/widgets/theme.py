@@ -69,9 +69,20 @@ STYLE = """
 .nb-log .nb-level-error, .nb-log .nb-level-critical { color: var(--jp-error-color1); }
 .nb-chart { direction: ltr; min-width: 0; flex: 1 1 300px; }
 .nb-charts { display: flex; flex-wrap: wrap; gap: 4px; }
+.nb-chart-figure { min-width: 0; }
+.nb-legend { margin: 0; min-width: 0; }
+.nb-legend .widget-html-content { line-height: 1.4; }
+.nb-legend-items { display: flex; flex-wrap: wrap; justify-content: center; gap: 2px 14px;
+  padding: 0 8px 4px; font-size: var(--jp-ui-font-size0); color: var(--jp-ui-font-color1); }
+.nb-legend-item { display: inline-flex; align-items: center; gap: 5px; white-space: nowrap; }
+.nb-legend-swatch { display: inline-block; width: 16px; height: 3px; border-radius: 2px; }
+.nb-gpu-note { min-width: 0; max-width: 100%; margin-bottom: 6px; }
+.nb-gpu-note .widget-html-content { min-width: 0; overflow: hidden; }
+.nb-gpu-note .nb-muted { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .nb-root .bqplot text, .nb-root .bqplot .tick text { fill: var(--jp-ui-font-color1) !important; }
 .nb-root .bqplot .axis path, .nb-root .bqplot .axis line { stroke: var(--jp-border-color1); }
-.nb-root .bqplot .mainheading { fill: var(--jp-ui-font-color1) !important; }
+.nb-root .bqplot .mainheading { fill: var(--jp-ui-font-color1) !important;
+  font-size: var(--jp-ui-font-size1); font-weight: 600; }
 .nb-root .bqplot > svg { background: transparent; }
 .nb-root .jupyter-widgets.widget-tab > .lm-TabBar .lm-TabBar-tab {
   color: var(--jp-ui-font-color1); background: var(--jp-layout-color2); }

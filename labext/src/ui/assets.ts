@@ -10,7 +10,7 @@ import { formatBytes } from '../model/format';
 import { Asset } from '../model/types';
 import { UploadTransport, uploadFile } from '../model/upload';
 import { connectionBadge } from './connection';
-import { button, fill, h } from './dom';
+import { button, buttonClass, fill, h } from './dom';
 
 interface Root {
   category: string;
@@ -51,7 +51,7 @@ export class AssetsPanel extends Widget {
     });
     this.drop = h('div', { class: 'nb-dropzone' },
       trans.__('Drop files here to upload them to this category'), ' ',
-      button(trans.__('Choose…'), () => picker.click()),
+      button(trans.__('Choose…'), () => picker.click(), { kind: 'accept' }),
       picker
     );
     for (const target of [this.node]) {
@@ -147,9 +147,9 @@ export class AssetsPanel extends Widget {
       h('span', { class: 'nb-asset-name', title: String(asset.rel_path ?? asset.path) }, String(asset.rel_path ?? asset.name)),
       h('span', { class: 'nb-num' }, formatBytes(asset.size)),
       isFile
-        ? h('a', { class: 'nb-download jp-Button jp-mod-styled jp-mod-small', href: this.nb.api.url(`assets/download/${asset.id}`), download: String(asset.name ?? '') }, trans.__('Download'))
+        ? h('a', { class: buttonClass('minimal', 'nb-download'), href: this.nb.api.url(`assets/download/${asset.id}`), download: String(asset.name ?? '') }, trans.__('Download'))
         : null,
-      button(trans.__('Delete'), () => void this.remove(asset), { class: 'nb-action-delete' })
+      button(trans.__('Delete'), () => void this.remove(asset), { class: 'nb-action-delete', kind: 'warn' })
     );
   }
 

@@ -45,12 +45,35 @@ export function fill(el: HTMLElement, ...children: (Child | Child[])[]): void {
   append(el, children);
 }
 
-/** A button with a Lab look. */
-export function button(label: string, onClick: () => void, attrs: Attrs = {}): HTMLButtonElement {
+/**
+ * Lab's kinds of button (its dialogs' and toolbars' classes): `accept` for the action a
+ * place is for, `warn` for one that ends or removes something, `reject` for a neutral one,
+ * `minimal` for a secondary one drawn as text until hovered.
+ */
+export type ButtonKind = 'accept' | 'reject' | 'warn' | 'minimal';
+
+/** The classes of a Lab button of `kind`, with `extra` classes of our own after them. */
+export function buttonClass(kind: ButtonKind, extra = ''): string {
+  return `jp-Button jp-mod-styled jp-mod-small jp-mod-${kind} nb-button ${extra}`.trim();
+}
+
+/** A button with JupyterLab's own look (`buttonClass`); `attrs.class` adds to its classes. */
+export function button(
+  label: string,
+  onClick: () => void,
+  attrs: Attrs & { kind?: ButtonKind } = {}
+): HTMLButtonElement {
+  const { kind = 'reject', class: extra, ...rest } = attrs;
   return h(
     'button',
-    { class: `jp-Button jp-mod-styled jp-mod-small nb-button ${attrs.class ?? ''}`, type: 'button',
-      ...attrs, onclick: (e: Event) => { e.stopPropagation(); onClick(); } },
+    { type: 'button', ...rest, class: buttonClass(kind, extra ?? ''),
+      onclick: (e: Event) => { e.stopPropagation(); onClick(); } },
     label
   );
+}
+
+/** The kind of a job control's button: going on is the action, ending it a warning. */
+export function controlKind(action: string): ButtonKind {
+  return action === 'resume' || action === 'restart' ? 'accept'
+    : action === 'stop' || action === 'cancel' ? 'warn' : 'reject';
 }

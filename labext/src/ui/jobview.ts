@@ -13,7 +13,7 @@ import { StreamEvent } from '../stream/connection';
 import { LineChart } from './chart';
 import { runsOnFact } from './cluster';
 import { connectionBadge } from './connection';
-import { button, fill, h } from './dom';
+import { button, controlKind, fill, h } from './dom';
 
 const MAX_LOG_LINES = 2000;
 
@@ -172,7 +172,10 @@ export class JobView extends Widget {
     this.title.caption = `${job.name} (${job.id})`;
     const fraction = progressFraction(job);
     const control = (action: string, label: string) =>
-      button(label, () => void this.control(action), { class: `nb-action-${action}` });
+      button(label, () => void this.control(action), {
+        class: `nb-action-${action}`,
+        kind: controlKind(action)
+      });
     const actions: HTMLElement[] = [];
     if (job.state === 'running') {
       actions.push(control('pause', trans.__('Pause')), control('stop', trans.__('Stop')));
@@ -185,10 +188,10 @@ export class JobView extends Widget {
       actions.push(control('restart', trans.__('Restart from checkpoint')));
     }
     if (job.kind !== 'interactive') {
-      actions.push(button(trans.__('Clone with edits'), () => void this.nb.cloneJob(job)));
+      actions.push(button(trans.__('Clone with edits'), () => void this.nb.cloneJob(job), { kind: 'minimal' }));
     }
     if (job.sweep_id) {
-      actions.push(button(trans.__('Compare sweep'), () => void this.compareSweep(job.sweep_id!)));
+      actions.push(button(trans.__('Compare sweep'), () => void this.compareSweep(job.sweep_id!), { kind: 'minimal' }));
     }
     const metrics = Object.entries(job.latest_metrics ?? {})
       .filter(([name]) => name !== 'epoch' || job.progress?.epoch === undefined)
@@ -240,7 +243,7 @@ export class JobView extends Widget {
         : null,
       snippet ? h('pre', { class: 'nb-snippet' }, snippet) : null,
       snippet
-        ? button(trans.__('Copy'), () => void navigator.clipboard?.writeText(snippet))
+        ? button(trans.__('Copy'), () => void navigator.clipboard?.writeText(snippet), { kind: 'minimal' })
         : null
     );
   }

@@ -257,7 +257,7 @@ export class SystemPanel extends Widget {
             h('span', { class: 'nb-badge' }, trans.__(a.state)), ' ',
             h('b', {}, a.rule), ' ', a.message, ' ',
             a.state === 'firing' && !a.acknowledged
-              ? button(trans.__('Acknowledge'), () => void this.nb.api.post(`monitoring/alerts/${a.id}/ack`).catch(() => undefined))
+              ? button(trans.__('Acknowledge'), () => void this.nb.api.post(`monitoring/alerts/${a.id}/ack`).catch(() => undefined), { kind: 'accept' })
               : null)))
       : h('p', { class: 'nb-empty' }, trans.__('No active alerts.')));
   }

@@ -9,7 +9,7 @@ import { headlineMetric, liveDuration, progressFraction } from '../model/jobs';
 import { Job } from '../model/types';
 import { runsOnFact } from './cluster';
 import { connectionBadge } from './connection';
-import { button, fill, h } from './dom';
+import { button, controlKind, fill, h } from './dom';
 
 export class TrainingPanel extends Widget {
   private list = h('div', { class: 'nb-job-list' });
@@ -32,6 +32,7 @@ export class TrainingPanel extends Widget {
     this.disposers.push(badge.dispose);
     this.compareButton = button(trans.__('Compare'), () => nb.openCompare([...this.selected]), {
       class: 'nb-compare-selected',
+      kind: 'accept',
       title: trans.__('Compare the selected runs')
     });
     this.empty = h('p', { class: 'nb-empty' }, trans.__('No training jobs yet. Open a notebook and use "Run as training job".'));
@@ -40,7 +41,10 @@ export class TrainingPanel extends Widget {
         h('h2', {}, trans.__('Training')),
         badge.node,
         this.compareButton,
-        button(trans.__('System'), () => nb.openSystem(), { title: trans.__('Open the System panel') })
+        button(trans.__('System'), () => nb.openSystem(), {
+          kind: 'minimal',
+          title: trans.__('Open the System panel')
+        })
       ),
       this.empty,
       this.list
@@ -82,6 +86,7 @@ export class TrainingPanel extends Widget {
     const control = (action: string, label: string) =>
       button(label, () => void this.control(job, action), {
         class: `nb-action-${action}`,
+        kind: controlKind(action),
         title: label
       });
     if (job.state === 'running') {
@@ -95,6 +100,7 @@ export class TrainingPanel extends Widget {
       actions.push(
         button(trans.__('Clone'), () => void this.nb.cloneJob(job), {
           class: 'nb-action-clone',
+          kind: 'minimal',
           title: trans.__('Clone with edits')
         })
       );

@@ -156,7 +156,8 @@ lint: $(DEPS_STAMP)
 # start their server from that venv; they skip where it is not set
 test: system-packages install labext-test min-install deploy-tools
 	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
-	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" NOTEBENCH_WHEEL="$$(ls $(CURDIR)/dist/notebench-*.whl)" \
+	  $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 test-min-versions: install min-install
 	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" $(VENV)/bin/python -m pytest \

@@ -177,17 +177,50 @@ def add_kernelspec(folder: Path, name: str, python: str) -> Path:
     return folder
 
 
-def test_a_kernel_of_another_environment_reports_its_torch(min_python: Path,
-                                                           tmp_path: Path) -> None:
-    """The server runs without torch (the floors' venv); a kernelspec names this test
-    venv's Python, which has torch: its facts are that venv's, and a job run with that
-    kernel resolves its 'auto' settings from them."""
+@pytest.fixture(scope="module")
+def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv where ``pip install <wheel>`` resolved everything: the default
+    install, as a user gets it (``make test`` names the wheel in ``NOTEBENCH_WHEEL``)."""
+    wheel = os.environ.get("NOTEBENCH_WHEEL")
+    if not wheel:
+        pytest.skip("no wheel named: `make test` sets NOTEBENCH_WHEEL")
+    venv = tmp_path_factory.mktemp("lean") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "-c",
+                           str(ROOT / "constraints.txt"), wheel],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return python
+
+
+def test_the_default_install_brings_no_torch_and_pip_check_is_clean(lean_python: Path,
+                                                                   tmp_path: Path) -> None:
+    found = json.loads(_run(lean_python, (
+        "import json, importlib.util as u\n"
+        "print(json.dumps({n: bool(u.find_spec(n)) for n in "
+        "('torch', 'safetensors', 'jupyterlab', 'voila', 'notebench')}))"), tmp_path))
+    assert found == {"torch": False, "safetensors": False, "jupyterlab": True,
+                     "voila": True, "notebench": True}
+    result = subprocess.run([str(lean_python), "-m", "pip", "check"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("venv", ["min_python", "lean_python"])
+def test_a_kernel_of_another_environment_reports_its_torch(venv: str, tmp_path: Path,
+                                                           request: pytest.FixtureRequest
+                                                           ) -> None:
+    """The server runs without torch (the floors' venv, and the default install); a
+    kernelspec names this test venv's Python, which has torch: its facts are that venv's,
+    and a job run with that kernel resolves its 'auto' settings from them."""
     from tests.integration.widgets.tiny import write_notebook
 
+    server_python: Path = request.getfixturevalue(venv)
     root = tmp_path / "root"
     root.mkdir()
     jupyter_path = add_kernelspec(tmp_path / "share", "with-torch", sys.executable)
-    server = MinVersionsServer(min_python, root)
+    server = MinVersionsServer(server_python, root)
     environment = server.environment
     server.environment = lambda: {**environment(), "JUPYTER_PATH": str(jupyter_path)}
     server.start(timeout=120)
@@ -195,7 +228,7 @@ def test_a_kernel_of_another_environment_reports_its_torch(min_python: Path,
         status, own = server.request("GET", "hardware")
         assert status == 200 and own["torch"]["installed"] is False
         assert own["facts_from"]["torch"] == {
-            "source": "server", "kernel_name": None, "python": str(min_python),
+            "source": "server", "kernel_name": None, "python": str(server_python),
             "facts": ["torch", "benchmark"]}
         status, kernel = server.request("GET", "hardware?kernel_name=with-torch")
         assert status == 200, kernel

@@ -59,7 +59,7 @@ MIN_STAMP = $(MIN_VENV)/.notebench-deps
 WHEEL = $$(ls dist/notebench-*.whl)
 
 .PHONY: help test test-min-versions run bench lint wheel install min-install system-packages \
-	labext labext-test deploy-tools clean distclean
+	labext labext-test deploy-tools test-node-tools clean distclean
 
 help:
 	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST))
@@ -118,6 +118,15 @@ $(DEPLOY_STAMP): deploy/package.json deploy/package-lock.json
 
 deploy-tools: $(DEPLOY_STAMP)
 
+# ---- tests/browser/tus (tus-js-client, the browser's tus client in the upload tests) ------
+TUS_STAMP = tests/browser/tus/node_modules/.notebench-installed
+
+$(TUS_STAMP): tests/browser/tus/package.json tests/browser/tus/package-lock.json
+	cd tests/browser/tus && npm ci --no-audit --no-fund
+	touch $@
+
+test-node-tools: $(TUS_STAMP)
+
 # ----------------------------------------------------------------------------- wheel
 
 wheel: $(BUILD_STAMP) labext
@@ -154,7 +163,7 @@ lint: $(DEPS_STAMP)
 
 # NOTEBENCH_MIN_VENV: the lowest-versions tests (tests/integration/test_min_versions.py)
 # start their server from that venv; they skip where it is not set
-test: system-packages install labext-test min-install deploy-tools
+test: system-packages install labext-test min-install deploy-tools test-node-tools
 	$(VENV)/bin/ruff check --extend-exclude "$(RUN_DIR)" .
 	NOTEBENCH_MIN_VENV="$(abspath $(MIN_VENV))" NOTEBENCH_WHEEL="$$(ls $(CURDIR)/dist/notebench-*.whl)" \
 	  $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
@@ -197,4 +206,5 @@ clean:
 	  -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf "$(VENV)" "$(BENCH_VENV)" "$(MIN_VENV)" labext/node_modules deploy/node_modules
+	rm -rf "$(VENV)" "$(BENCH_VENV)" "$(MIN_VENV)" labext/node_modules deploy/node_modules \
+	  tests/browser/tus/node_modules

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import urllib.parse
-from typing import Any
 
 import orjson
 from tornado import iostream
-from tornado.web import RequestHandler, stream_request_body
+from tornado.web import stream_request_body
 
 from ..errors import ApiError, bad_request
-from ..handlers import NotebenchHandler
 from ..logs.text import printable
-from ..resumable import (
-    LENGTH_HEADER,
-    OFFSET_HEADER,
-    UPLOAD_ID_PATTERN,
-    check_digest,
-    parse_offset,
-)
-from ..tasks import DETACHED
+from ..resumable import UPLOAD_ID_PATTERN, check_digest
 from .download import DownloadPlan, pieces_in_thread, plan_download, read_chunks
 from .fields import check_metadata, check_tags
-from .idle import Receiving
+from .handler_base import MULTIPART_SLACK, AssetsHandler, StreamedBody, tune_connection
 from .multipart import MultipartStream, boundary_of
-from .registry import ID_PATTERN, NotebenchAssetRegistry
+from .registry import ID_PATTERN
 from .sendfile import (
     DirectSender,
     chunked_stream,
@@ -34,131 +24,16 @@ from .sendfile import (
     expects_raw_body,
     write_chunk,
 )
-from .single_upload import SingleUpload, connection_closer
-from .sink import FileSink, storage_error, too_large
+from .single_upload import SingleUpload
+from .sink import storage_error, too_large
+from .upload_handlers import UploadCompleteHandler, UploadSessionHandler, UploadsHandler
 
-MULTIPART_SLACK = 1024 * 1024  # form overhead allowed beyond the file's limit
 NAME_HEADER = "X-Asset-Name"
 DIGEST_HEADER = "X-Content-SHA256"
 
 
-class AssetsHandler(NotebenchHandler):
-    auth_area = "assets"
-
-    @property
-    def assets(self) -> NotebenchAssetRegistry:
-        return self.services.assets
-
-    def raw_argument(self, name: str) -> str | None:
-        """A query argument decoded once (UTF-8), not stripped, control characters kept."""
-        values = self.request.query_arguments.get(name)
-        if not values:
-            return None
-        try:
-            return values[-1].decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request(f"the {name} argument is not UTF-8", "invalid_name") from None
-
-    def flag(self, name: str) -> bool:
-        value = (self.raw_argument(name) or "").lower()
-        return value in ("1", "true", "yes", "on")
-
-    def body_object(self) -> dict[str, Any]:
-        return self.json_body()
-
-    async def require_write_into(self, category: str) -> None:
-        """403 unless the user may put files into (or take them out of) the category's
-        root: where notebooks run as jobs' templates, that needs ``execute`` too."""
-        if self.assets.runs_code(category) and not await self.is_allowed("execute", "kernels"):
-            raise ApiError(403, "forbidden", f"changing the {category} root (job templates) "
-                                             "needs execute permission on kernels")
-
-
-def _tune_connection(handler: NotebenchHandler, max_body: int, chunk: int) -> None:
-    """Raise this request's body limit; read the body in larger chunks (this connection)."""
-    connection = handler.request.connection
-    connection.set_max_body_size(max_body)  # type: ignore[union-attr]
-    params = getattr(connection, "params", None)
-    if params is not None and chunk and getattr(params, "chunk_size", chunk) != chunk:
-        params = copy.copy(params)  # the server's object is shared by every connection
-        params.chunk_size = chunk
-        connection.params = params  # type: ignore[union-attr]
-    stream = getattr(connection, "stream", None)
-    if stream is not None and chunk and getattr(stream, "read_chunk_size", 0) < chunk:
-        stream.read_chunk_size = chunk  # bytes per recv() of this socket
-
-
-class _StreamedBody(AssetsHandler):
-    """Shared by streamed uploads: clean-up whatever way the request ends.
-
-    While the body arrives the request holds a ticket of the registry's ``IdleWatch``
-    (touched at each chunk); the registry closes the socket of a body idle longer than
-    ``upload_idle_timeout``, and the clean-up of a dropped connection runs.
-    """
-
-    receiving = False
-    failed = False
-    ticket: Receiving | None = None
-
-    @classmethod
-    def allowed_methods(cls) -> list[str]:
-        """The methods this route serves (those it defines)."""
-        return [m for m in cls.SUPPORTED_METHODS
-                if getattr(cls, m.lower()) is not getattr(RequestHandler, m.lower())]
-
-    async def prepare(self) -> None:
-        await super().prepare()
-        allowed = self.allowed_methods()
-        if self.request.method not in allowed:  # before Tornado reads any of the body
-            raise ApiError(405, "method_not_allowed", f"{self.request.method} is not served "
-                           f"here (allowed: {', '.join(allowed)})")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if status_code == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
-        super().write_error(status_code, **kwargs)
-
-    def start_receiving(self) -> None:
-        self.receiving = True
-        self.ticket = self.assets.idle.start(connection_closer(self.request.connection))
-
-    def stop_receiving(self) -> None:
-        self.receiving = False
-        self.assets.idle.stop(self.ticket)
-        self.ticket = None
-
-    def got_bytes(self) -> None:
-        if self.ticket is not None:
-            self.ticket.touch()
-
-    def holds_data(self) -> bool:
-        """Whether a temp file or chunk is still open (``discard`` handles it)."""
-        return False
-
-    async def discard(self) -> None:
-        """Drop what was received and not kept."""
-
-    async def abort_with(self, error: ApiError) -> None:
-        """Answer now (413/415/...), drop what was written; Tornado then closes the socket."""
-        self.failed = True
-        await self.discard()
-        if not self._finished:
-            self.send_error(error.status, exc_info=(type(error), error, None))
-
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        if self.receiving:
-            self.stop_receiving()
-            DETACHED.spawn(self.discard())
-
-    def on_finish(self) -> None:
-        self.stop_receiving()
-        if self.holds_data():
-            DETACHED.spawn(self.discard())
-
-
 @stream_request_body
-class UploadHandler(_StreamedBody):
+class UploadHandler(StreamedBody):
     """``POST assets/upload/{category}``: one file, raw or multipart, streamed to disk.
 
     Everything that can be checked without the body is checked in ``prepare()`` (which
@@ -205,7 +80,7 @@ class UploadHandler(_StreamedBody):
             self.upload.form = MultipartStream(
                 boundary, max_header_bytes=config.multipart_max_header_bytes,
                 max_headers=config.multipart_max_headers)
-        _tune_connection(self, allowance + MULTIPART_SLACK, assets.upload_read_chunk_bytes)
+        tune_connection(self, allowance + MULTIPART_SLACK, assets.upload_read_chunk_bytes)
         self.start_receiving()
 
     def holds_data(self) -> bool:
@@ -236,118 +111,6 @@ class UploadHandler(_StreamedBody):
             asset = await self.upload.commit(lambda: self.raw_argument("tags"))
         finally:
             await self.discard()
-        self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
-        self.write_json(asset, status=201)
-
-
-class UploadsHandler(AssetsHandler):
-    """``POST assets/uploads``: start a resumable upload."""
-
-    async def post(self) -> None:
-        self.require_writable()
-        body = self.body_object()
-        await self.require_write_into(str(body.get("category", "")))
-        status = await self.assets.uploads.create(body, self.principal())
-        self.set_header(OFFSET_HEADER, "0")
-        self.set_header("Location",
-                        f"{self.base_url}notebench/api/assets/uploads/{status['id']}")
-        self.write_json(status, status=201)
-
-
-@stream_request_body
-class UploadSessionHandler(_StreamedBody):
-    """``HEAD``/``GET`` (offset reached), ``PATCH`` (a chunk at an offset), ``DELETE``."""
-
-    uid = ""
-    sink: FileSink | None = None
-
-    def holds_data(self) -> bool:
-        return self.sink is not None
-
-    async def prepare(self) -> None:
-        await super().prepare()
-        if self.request.method != "PATCH":
-            return
-        self.require_writable()
-        self.uid = self.path_args[0]
-        offset = parse_offset(self.request.headers.get(OFFSET_HEADER)
-                              or self.raw_argument("offset"))
-        status = await self.assets.uploads.status(self.uid)
-        declared = self.declared_length()
-        remaining = status["size"] - offset
-        if declared is not None and declared > max(remaining, 0):
-            raise too_large(status["size"])
-        self.sink, _ = await self.assets.uploads.open_chunk(self.uid, offset)
-        _tune_connection(self, max(remaining, 0) + MULTIPART_SLACK,
-                         self.assets.upload_read_chunk_bytes)
-        self.start_receiving()
-
-    async def data_received(self, chunk: bytes) -> None:
-        if self.failed or self._finished or self.sink is None:
-            return
-        self.got_bytes()
-        try:
-            await self.sink.feed(chunk)
-        except ApiError as exc:
-            await self.refuse_chunk(exc)
-        except OSError as exc:
-            await self.refuse_chunk(storage_error(exc))
-
-    async def refuse_chunk(self, error: ApiError) -> None:
-        self.failed = True
-        sink, self.sink = self.sink, None
-        if sink is not None:
-            if error.status == 415:
-                await self.assets.uploads.fail_chunk(self.uid, sink)
-            else:
-                await self.assets.uploads.close_chunk(self.uid, sink)
-        if not self._finished:
-            self.send_error(error.status, exc_info=(type(error), error, None))
-
-    async def discard(self) -> None:
-        sink, self.sink = self.sink, None
-        if sink is not None:
-            await self.assets.uploads.close_chunk(self.uid, sink)
-
-    async def patch(self, uid: str) -> None:
-        self.stop_receiving()
-        if self.failed or self._finished:
-            return
-        sink, self.sink = self.sink, None
-        assert sink is not None
-        try:
-            status = await self.assets.uploads.close_chunk(uid, sink)
-        except OSError as exc:
-            raise storage_error(exc) from None
-        self.set_header(OFFSET_HEADER, str(status["offset"]))
-        self.write_json(status)
-
-    async def head(self, uid: str) -> None:
-        status = await self.assets.uploads.status(uid)
-        self.set_header(OFFSET_HEADER, str(status["offset"]))
-        self.set_header(LENGTH_HEADER, str(status["size"]))
-        self.set_header("Cache-Control", "no-store")
-        self.finish()
-
-    async def get(self, uid: str) -> None:
-        status = await self.assets.uploads.status(uid)
-        self.set_header(OFFSET_HEADER, str(status["offset"]))
-        self.set_header("Cache-Control", "no-store")
-        self.write_json(status)
-
-    async def delete(self, uid: str) -> None:
-        self.require_writable()
-        await self.assets.uploads.abort(uid)
-        self.write_json({"id": uid, "state": "aborted"})
-
-
-class UploadCompleteHandler(AssetsHandler):
-    """``POST assets/uploads/{uid}/complete``: verify size, digest and type; register."""
-
-    async def post(self, uid: str) -> None:
-        self.require_writable()
-        await self.require_write_into((await self.assets.uploads.status(uid))["category"])
-        asset = await self.assets.uploads.complete(uid)
         self.set_header("Location", f"{self.base_url}notebench/api/assets/{asset['id']}")
         self.write_json(asset, status=201)
 

@@ -29,6 +29,7 @@ from ..errors import ApiError, bad_request, not_found
 from ..resumable import (
     UPLOAD_ID_PATTERN,
     check_digest,
+    checksum_mismatch,
     digest_mismatch,
     incomplete,
     is_upload_id,
@@ -49,6 +50,29 @@ __all__ = ["UPLOAD_ID_PATTERN", "ResumableUploads", "check_digest", "digest_mism
 STREAM_PREFIX = "up-"
 RESUMABLE_PREFIX = "res-"
 IMPORT_PREFIX = "imp-"
+
+
+class ChunkDigest:
+    """The sink's hasher for a chunk sent with a checksum (tus ``Upload-Checksum``): it feeds
+    the upload's running sha256 (None when unknown) and the chunk's own, in the sink's
+    worker thread, and keeps the running one's state from before the chunk."""
+
+    def __init__(self, running: Any, expected: bytes) -> None:
+        self.running = running
+        self.before = running.copy() if running is not None else None
+        self.expected = expected
+        self.chunk = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        if self.running is not None:
+            self.running.update(data)
+        self.chunk.update(data)
+
+    def hexdigest(self) -> str:
+        return self.running.hexdigest() if self.running is not None else ""
+
+    def matches(self) -> bool:
+        return self.chunk.digest() == self.expected
 
 
 class ResumableUploads:
@@ -135,8 +159,10 @@ class ResumableUploads:
 
     # -- chunks ------------------------------------------------------------------------------
 
-    async def open_chunk(self, uid: str, offset: int) -> tuple[FileSink, Any]:
-        """Start a chunk at ``offset``: the sink to stream into (the upload is held busy)."""
+    async def open_chunk(self, uid: str, offset: int,
+                         checksum: bytes | None = None) -> tuple[FileSink, Any]:
+        """Start a chunk at ``offset``: the sink to stream into (the upload is held busy).
+        With ``checksum`` (the chunk's sha256) the chunk is kept only if it matches."""
         row = await self._row(uid)
         if uid in self._active:
             raise upload_busy("another request is sending to this upload")
@@ -152,12 +178,13 @@ class ResumableUploads:
             def check(head: bytes, complete: bool) -> Any:
                 return detect(name, head, complete, cat.types)
 
+        running = hasher if hasher is not None else (hashlib.sha256() if offset == 0 else None)
+        if running is None:
+            self._hashers.pop(uid, None)
         sink = FileSink(Path(row["part_path"]), limit=row["size"], type_check=check,
                         batch_bytes=self.registry.upload_batch_bytes, offset=offset,
-                        hasher=hasher if hasher is not None else
-                        (hashlib.sha256() if offset == 0 else None))
-        if sink.hasher is None:
-            self._hashers.pop(uid, None)
+                        hasher=running if checksum is None else
+                        ChunkDigest(running, checksum))  # type: ignore[arg-type]
         self._active.add(uid)
         try:
             await sink.open(create=False)
@@ -166,14 +193,27 @@ class ResumableUploads:
             raise not_found("the upload's data is gone") from None
         return sink, row
 
-    async def close_chunk(self, uid: str, sink: FileSink) -> dict[str, Any]:
-        """End a chunk (complete or cut off): fsync, record the offset reached, release."""
+    async def close_chunk(self, uid: str, sink: FileSink, *,
+                          whole: bool = False) -> dict[str, Any]:
+        """End a chunk (``whole``, or cut off): fsync, record the offset reached, release.
+
+        A chunk sent with a checksum is kept only whole and matching: otherwise it is
+        dropped (the offset stays), and a whole one that does not match raises 460."""
+        check = sink.hasher if isinstance(sink.hasher, ChunkDigest) else None
         try:
+            if check is not None:
+                await sink.flush()
+                if not (whole and check.matches()):
+                    await self._rewind(uid, sink, check)
+                    if whole:
+                        raise checksum_mismatch()
+                    return await self.status(uid)
             await sink.sync()
             await sink.close(remove=False)
             reached = sink.written
-            if sink.hasher is not None:
-                self._hashers[uid] = (reached, sink.hasher)
+            hasher = check.running if check is not None else sink.hasher
+            if hasher is not None:
+                self._hashers[uid] = (reached, hasher)
             now = time.time()
             await self.registry.write(lambda conn: conn.execute(
                 "UPDATE asset_uploads SET received = ?, updated = ? WHERE id = ?",
@@ -181,6 +221,15 @@ class ResumableUploads:
         finally:
             self._active.discard(uid)
         return await self.status(uid)
+
+    async def _rewind(self, uid: str, sink: FileSink, check: ChunkDigest) -> None:
+        """Drop a chunk: the part file cut back to where it began, the hash state restored."""
+        await sink.close(remove=False)
+        await asyncio.to_thread(os.truncate, sink.path, sink.offset)
+        if check.before is not None:
+            self._hashers[uid] = (sink.offset, check.before)
+        else:
+            self._hashers.pop(uid, None)
 
     async def fail_chunk(self, uid: str, sink: FileSink) -> None:
         """A chunk refused (type, size): the upload is dropped with its data."""

@@ -4,6 +4,7 @@
         [--chunk-sizes 65536,1048576] [--contents-repeats 1] [--files 100000]
         [--download-repeats 7] [--read-buffer-kib 1024] [--clients recv_into,splice]
         [--folder-files 8] [--skip-uploads] [--skip-downloads] [--skip-contents] [--skip-listing]
+        [--tus-chunks-mib 0,64] [--skip-tus]
 
 One notebench server subprocess per Tornado read-chunk size (``--chunk-sizes``, set with
 ``c.NotebenchAssetRegistry.upload_read_chunk_bytes``). A random file of ``--size-mib`` lives on the
@@ -14,6 +15,11 @@ same disk as the server's root. Measured, medians of ``--repeats`` runs:
   before each upload so both meet the disk in the same state;
 - notebench raw upload (``POST assets/upload/artifacts``, the body sent with ``sendfile``,
   its sha256 checked by the server, fsync on), per chunk size;
+- the same file through tus 1.0.0 on the resumable routes after each raw upload (each
+  after a ``cp``+``sync`` of its own too): creation (``Upload-Metadata`` with the sha256),
+  then ``PATCH`` chunks of ``--tus-chunks-mib`` (0: the whole file in one request,
+  tus-js-client's default), each sent with ``sendfile``; the last one completes the upload
+  (sha256 checked, registered);
 - downloads, in a server of their own, of one registered copy of the file (in the page
   cache): notebench's ``GET assets/download/{id}`` and jupyter_server's ``/files/``,
   alternated run by run (``--download-repeats`` each, the order swapped every run), both
@@ -140,6 +146,37 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
             break
         body += chunk
     return status, body
+
+
+def tus_upload(server: Any, src: Path, name: str, digest: str, chunk: int) -> float:
+    """tus creation, then ``PATCH`` chunks of ``chunk`` bytes (0: one) by sendfile; MiB/s
+    until the last chunk's answer (the upload completed and registered)."""
+    size = src.stat().st_size
+    chunk = chunk or size
+    auth = f"Host: 127.0.0.1:{server.port}\r\nAuthorization: token {server.token}\r\n" \
+           "Tus-Resumable: 1.0.0\r\n"
+    meta = ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in
+                    (("filename", name), ("category", "artifacts"), ("sha256", digest)))
+    with socket.create_connection(host_port(server)) as sock, src.open("rb") as handle:
+        start = time.perf_counter()
+        sock.sendall((f"POST {server.base_url}notebench/api/assets/uploads HTTP/1.1\r\n{auth}"
+                      f"Upload-Length: {size}\r\nUpload-Metadata: {meta}\r\n"
+                      "Content-Length: 0\r\n\r\n").encode())
+        status, body = read_response(sock)
+        if status != 201:
+            raise RuntimeError(f"tus creation failed: {status} {body[:300]!r}")
+        location = f"{server.base_url}notebench/api/assets/uploads/{json.loads(body)['id']}"
+        for offset in range(0, size, chunk):
+            count = min(chunk, size - offset)
+            sock.sendall((f"PATCH {location} HTTP/1.1\r\n{auth}Upload-Offset: {offset}\r\n"
+                          "Content-Type: application/offset+octet-stream\r\n"
+                          f"Content-Length: {count}\r\n\r\n").encode())
+            sock.sendfile(handle, offset, count)
+            status, body = read_response(sock)
+            if status != 204:
+                raise RuntimeError(f"tus PATCH at {offset} failed: {status} {body[:300]!r}")
+        elapsed = time.perf_counter() - start
+    return size / MIB / elapsed
 
 
 def upload(server: Any, src: Path, name: str, digest: str) -> tuple[float, dict[str, Any]]:
@@ -324,6 +361,13 @@ def forget(server: Any, asset_id: str) -> None:
     api(server, "DELETE", f"assets/trash/{asset_id}")
 
 
+def asset_id(server: Any, name: str) -> str:
+    """The id of the artifact called ``name``."""
+    _, page = api(server, "GET", f"assets/list/artifacts?name={name}")
+    [item] = [item for item in page["items"] if item["name"] == name]
+    return item["id"]
+
+
 def loop_lag(server: Any) -> float:
     status, body = api(server, "GET", "_test/loop_lag")
     return body["worst_lag_ms"] if status == 200 else float("nan")
@@ -340,6 +384,7 @@ def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
     with running_server(extra) as server:
         pid = server.proc.pid
         ups: list[float] = []
+        tus: dict[int, list[float]] = {size: [] for size in args.tus_chunks}
         loop_lag(server)  # start the monitor
         time.sleep(0.5)
         loop_lag(server)
@@ -356,7 +401,18 @@ def transfers(args: argparse.Namespace, chunk: int, src: Path, digest: str,
                     raise RuntimeError("the server's sha256 differs")
                 lags.append(loop_lag(server))
                 forget(server, asset["id"])
+                for tus_chunk, speeds in tus.items():
+                    name = f"tus-{tus_chunk}-{run}.bin"
+                    results["cp_runs"].append(cp_sync(src, src.with_name("copy.bin")))
+                    loop_lag(server)
+                    speeds.append(tus_upload(server, src, name, digest, tus_chunk))
+                    log(f"chunk {chunk}: tus upload, PATCH {tus_chunk // MIB or 'all'} MiB, "
+                        f"{run + 1}/{args.repeats}: {speeds[-1]:.0f} MiB/s")
+                    lags.append(loop_lag(server))
+                    forget(server, asset_id(server, name))
         results["upload"][chunk] = statistics.median(ups)
+        for tus_chunk, speeds in tus.items():
+            results["tus"][chunk, tus_chunk] = statistics.median(speeds)
         results["rss"][chunk] = rss.growth_mib
         results["lag"][chunk] = max(lags)
         if first and not args.skip_contents:
@@ -523,10 +579,15 @@ def main() -> int:
     parser.add_argument("--skip-listing", action="store_true")
     parser.add_argument("--skip-transfers", action="store_true",
                         help="skip uploads and downloads")
+    parser.add_argument("--tus-chunks-mib", default="0,64",
+                        help="tus PATCH sizes (MiB; 0: the whole file in one PATCH)")
+    parser.add_argument("--skip-tus", action="store_true")
     args = parser.parse_args()
+    args.tus_chunks = [] if args.skip_tus else [int(c) * MIB for c in
+                                                 args.tus_chunks_mib.split(",") if c]
     chunks = [int(c) for c in args.chunk_sizes.split(",") if c]
     log(machine_summary())
-    results: dict[str, Any] = {"upload": {}, "rss": {}, "lag": {}, "listing": {},
+    results: dict[str, Any] = {"upload": {}, "tus": {}, "rss": {}, "lag": {}, "listing": {},
                                "cp_runs": []}
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"notebench-bench-assets-{os.getpid()}"
     work.mkdir(parents=True)
@@ -566,6 +627,13 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                          f"{speed / cp:.2f}x cp+sync (goal >= {GOALS['upload_vs_cp']})",
                          f"{speed / contents:.1f}x contents (goal >= "
                          f"{GOALS['upload_vs_contents']})" if contents else "-"])
+        for (chunk, tus_chunk), speed in results["tus"].items():
+            own = results["upload"][chunk]
+            rows.append([f"tus upload, read chunk {chunk // 1024} KiB, PATCH "
+                         f"{f'{tus_chunk // MIB} MiB' if tus_chunk else 'whole file'}",
+                         fmt(speed), f"{speed / cp:.2f}x cp+sync, {speed / own:.2f}x "
+                                     "notebench upload (goal >= 0.9)",
+                         f"{speed / contents:.1f}x contents" if contents else "-"])
         if contents:
             rows.append(["contents API upload (1 MiB base64)", fmt(contents), "-", "-"])
         print_table(["upload", "MiB/s", "ratio", "ratio"], rows,

@@ -1,7 +1,7 @@
 # notebench developer commands (GNU make). Every target sets up what it needs first.
 #
-#   make test       system packages (as root), venv, wheel, lowest-versions venv, deploy/'s
-#                   node tools; then ruff and the whole test suite
+#   make test       system packages (as root), venv, wheel, lowest-versions venv, node tools
+#                   (deploy/'s proxy, tests/browser/tus); then ruff and the whole test suite
 #   make test-min-versions  only the lowest-versions tests: $(MIN_VENV) holds every direct
 #                   dependency at its floor (constraints-min.txt) and the wheel
 #   make run        venv, wheel; then JupyterLab with notebench on $(RUN_DIR) (prints the Lab and

@@ -133,7 +133,7 @@ class SeriesChart:
         self.widget.add_class("nb-chart")
         self.lines: dict[str, Any] = {}
         self._bounds: dict[str, tuple[float, float, float, float]] = {}
-        self._ranges: dict[str, tuple[float, float]] = {}
+        self._ranges: dict[str, tuple[float, ...]] = {}
         self._bq = bq
         self._np = np
 

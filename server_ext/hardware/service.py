@@ -90,14 +90,13 @@ class HardwareService:
 
     async def _load_torch_info(self, env: KernelEnvironment) -> dict[str, Any]:
         key = "torch_probe:" + await asyncio.to_thread(probe_cache_key, env.python)
-        cached = await self.store.read(lambda conn: _kv_get(conn, key))
-        if cached is not None:
-            self._torch[env.python] = cached
-            return cached
-        info = await self._run_probe(env)
-        if not info.get("error"):
-            if not self.store.read_only:
+        info = await self.store.read(lambda conn: _kv_get(conn, key))
+        if info is None:
+            info = await self._run_probe(env)
+            # a definite answer (torch there or not) holds while the key's version does
+            if info.get("installed") is not None and not self.store.read_only:
                 await self.store.write(lambda conn: _kv_put(conn, key, info))
+        if not info.get("error"):  # kept in memory only with torch: an install is noticed
             self._torch[env.python] = info
         return info
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from notebench.jobprotocol import CONTROL_FILE
 
+#: the folder of the jobs' directories, inside the workspace's artifacts root
+JOBS_FOLDER = "jobs"
+
 
 def append_record(path: Path | str, record: dict[str, Any]) -> None:
     """Append one complete JSON line (``O_APPEND``: concurrent writers never interleave)."""

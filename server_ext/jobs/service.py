@@ -39,6 +39,7 @@ from .control import JobControl
 from .executor import Executor, ExecutorContext, LocalProcessExecutor
 from .finalize import Finisher
 from .ingest import IngestSink
+from .jobdir import JOBS_FOLDER
 from .jobqueue import JobQueue, QueueSettings
 from .live import LiveJobs
 from .machine import machine_facts
@@ -132,7 +133,7 @@ class NotebenchJobService(LoggingConfigurable):
                  **kwargs: Any) -> None:
         super().__init__(services=services, **kwargs)
         self.workspace = services.workspace
-        self.runs_dir = self.workspace.root("artifacts") / "jobs"
+        self.runs_dir = self.workspace.root("artifacts") / JOBS_FOLDER
         self.executor: Executor = self.executor_class()
         self.executor.bind(ExecutorContext(parent=self, tokens=services.job_tokens,
                                            server_url=self._server_url,

@@ -42,6 +42,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("notebench.jobs")
 
 
+
+def run_pid(run: dict[str, Any]) -> int | None:
+    """The kernel pid an interactive run's ``run.json`` names (None: none)."""
+    pid = run.get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+
+
+def interactive_row(run_dir: Path, run: dict[str, Any], params: dict[str, Any],
+                    tags: list[str], *, started: float, now: float) -> dict[str, Any]:
+    """The row of an interactive run found in ``run_dir`` (its ``run.json``: ``run``, the
+    checked ``params`` and ``tags``), running since ``started``."""
+    job_id = run_dir.name
+    pid = run_pid(run)
+    return {"id": job_id, "kind": "interactive", "name": str(run.get("name") or job_id),
+            "state": states.RUNNING, "job_dir": str(run_dir), "created": started,
+            "started": started, "updated": now, "parameters": params, "resolved": params,
+            "tags": tags, "processes": {"kernel": {"pid": pid}} if pid else {}}
+
 @dataclass
 class SupervisorSettings:
     """The job service's settings the supervisor applies."""
@@ -301,14 +319,10 @@ class JobSupervisor:
         if await self.repository.find(job_id) is not None:
             return
         now = time.time()
-        pid = run.get("pid") if isinstance(run.get("pid"), int) else None
         started = float(run.get("started") or now)
-        params, tags = fields
-        row = {"id": job_id, "kind": "interactive", "name": str(run.get("name") or job_id),
-               "state": states.RUNNING, "job_dir": str(run_dir), "created": started,
-               "started": started, "updated": now, "boot_id": boot_id(),
-               "parameters": params, "resolved": params, "tags": tags,
-               "processes": {"kernel": {"pid": pid}} if pid else {}}
+        row = {**interactive_row(run_dir, run, *fields, started=started, now=now),
+               "boot_id": boot_id()}
+        pid = run_pid(run)
         await self.repository.insert(row)
         if refused is not None:
             self.events.lifecycle(logging.WARNING, job_id, f"interactive run {job_id}: its "

@@ -26,11 +26,11 @@ from ..assets.paths import RESERVED, check_name
 from ..assets.roots import GIB, Category, build_categories
 from ..errors import ApiError
 from ..jobs import store as jobstore
+from ..jobs.jobdir import JOBS_FOLDER
 from ..jobs.tidy import trash_slot
 from ..workspace import Workspace
 from .dbfacts import has_table, read_only, schema_versions
 
-RUNS_DIR = "jobs"  # the jobs folder, inside the artifacts root
 #: problem kind -> how the report names it
 KINDS = {
     "store_missing": "no store",
@@ -75,7 +75,7 @@ def workspace_layout(path: Path) -> tuple[Workspace, Path, dict[str, Category]]:
     workspace = Workspace(Path(path))
     categories = build_categories(workspace.path, paths={}, types={}, limits={},
                                   default_limit=GIB)
-    return workspace, workspace.root("artifacts") / RUNS_DIR, categories
+    return workspace, workspace.root("artifacts") / JOBS_FOLDER, categories
 
 
 def examine(path: Path) -> Report:

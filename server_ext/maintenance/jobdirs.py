@@ -2,11 +2,12 @@
 from the files of the job protocol (docs/job-directory.md).
 
 ``row_from_dir`` is the row as the job started: a papermill job's from ``job.json``
-(``submission.JOB_JSON_FIELDS``), an interactive run's from ``run.json`` (as the
-supervisor registers a run). The tailer then reads the job's files into it; ``ending_of``
-decides, from what they said, the state the server would have given it (``outcome``) and
-the fields its finisher writes. Which times a row had that no file keeps (active time
-without the paused spans, notes, star, sweep) are approximated or lost.
+(``submission.JOB_JSON_FIELDS``), an interactive run's from ``run.json``
+(``supervisor.interactive_row``, as the supervisor registers a run). The tailer then reads
+the job's files into it; ``ending_of`` decides, from what they said, the state the server
+would have given it (``outcome``) and the fields its finisher writes. Which times a row had
+that no file keeps (active time without the paused spans, notes, star, sweep) are
+approximated or lost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..jobs.machine import run_alive
 from ..jobs.outcome import Ending, outcome
 from ..jobs.store import COLUMNS, JSON_FIELDS
 from ..jobs.submission import JOB_JSON_FIELDS
+from ..jobs.supervisor import interactive_row
 from ..jobs.tidy import dir_size
 
 #: the reason of a job found queued (it never started): it is not run again
@@ -46,12 +48,7 @@ def row_from_dir(job_dir: Path, now: float | None = None) -> dict[str, Any] | No
         except ValueError:
             params, tags = {}, []
         started = _number(run.get("started")) or _mtime(job_dir)
-        pid = run.get("pid") if isinstance(run.get("pid"), int) else None
-        return {"id": job_id, "kind": "interactive", "name": str(run.get("name") or job_id),
-                "state": states.RUNNING, "job_dir": str(job_dir), "created": started,
-                "started": started, "updated": now, "parameters": params,
-                "resolved": params, "tags": tags,
-                "processes": {"kernel": {"pid": pid}} if pid else {}}
+        return interactive_row(job_dir, run, params, tags, started=started, now=now)
     job = read_json(job_dir / JOB_JSON)
     if not isinstance(job, dict) or job.get("id") != job_id:
         return None

@@ -108,7 +108,7 @@ def test_server_process_never_imports_torch(tmp_path: Path):
         server.stop()
 
 
-async def test_a_kernel_names_the_environment_of_the_torch_facts(api, jp_serverapp,
+async def test_a_kernel_names_the_environment_of_the_torch_facts(api, jp_serverapp, services,
                                                                  tmp_path, monkeypatch):
     """A kernelspec whose interpreter has no notebench (a bare venv): the probe still runs
     there (it needs only the standard library), and the profile says where facts came from."""
@@ -132,6 +132,11 @@ async def test_a_kernel_names_the_environment_of_the_torch_facts(api, jp_servera
     assert "torch" in bare.body["torch"]["error"]  # why: no module named torch
     assert bare.body["facts_from"]["torch"]["python"] == str(venv / "bin" / "python")
     assert bare.body["facts_from"]["torch"]["source"] == "kernelspec"
+    # "no torch there" is an answer too: kept in the store under that interpreter's key
+    stored = await services.store.read(lambda conn: conn.execute(
+        "SELECT key FROM kv_cache WHERE key = ?",
+        (f"torch_probe:{venv / 'bin' / 'python'}|torch==none",)).fetchall())
+    assert len(stored) == 1
     own = await api("GET", "hardware")
     assert own.body["torch"]["installed"] is True
     assert own.body["facts_from"]["torch"] == {"source": "server", "kernel_name": None,
